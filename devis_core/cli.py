@@ -1,0 +1,225 @@
+"""The ``devis`` command line.
+
+Exit codes: 0 success, 2 bad input (a config, an argument, a missing file the user named),
+1 any other failure. Bad input never prints a Python traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from devis_core import __version__
+from devis_core.config import PipelineBase, dump_config, load_config, pipeline_model, to_yaml
+from devis_core.errors import DevisError, EngineNotAvailableError, UsageError
+from devis_core.plugins import load_registry
+from devis_core.registry import Registry
+from devis_core.slots import SLOTS, get_slot
+
+CONFIG_SLOTS = [slot.name for slot in SLOTS if slot.config_key]
+
+override_option = click.option(
+    "-o",
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set one config value, e.g. -o accumulator.steps=3 (repeatable).",
+)
+config_argument = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _registry() -> Registry:
+    registry = load_registry()
+    for failure in registry.failures:
+        click.echo(
+            f"warning: plugin {failure.plugin!r} from {failure.distribution} was not loaded: "
+            f"{failure.error}",
+            err=True,
+        )
+    return registry
+
+
+def _load(config: Path, overrides: Sequence[str]) -> tuple[Registry, PipelineBase]:
+    registry = _registry()
+    return registry, load_config(config, registry, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="devis")
+def cli() -> None:
+    """DEVIS: camera-controlled video generation at extreme viewpoints.
+
+    Pipelines are YAML files naming registered components; `devis plugins` lists them.
+    """
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List every registered component: slot, name, distribution, version, description."""
+    registry = _registry()
+    rows = [
+        {
+            "slot": c.slot,
+            "name": c.name,
+            "distribution": c.provenance.distribution,
+            "version": c.provenance.version,
+            "description": c.description,
+        }
+        for c in registry
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    headers = ["slot", "name", "distribution", "version", "description"]
+    widths = {h: max([len(h)] + [len(str(r[h])) for r in rows]) for h in headers[:-1]}
+    click.echo("  ".join(h.ljust(widths.get(h, 0)) for h in headers).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[h]).ljust(widths.get(h, 0)) for h in headers).rstrip())
+
+
+@cli.command()
+@click.option(
+    "--slot",
+    type=click.Choice(CONFIG_SLOTS),
+    help="Only the schema of one slot's entries (e.g. accumulator).",
+)
+def schema(slot: str | None) -> None:
+    """Print the JSON Schema of pipeline configs, built from the installed plugins."""
+    registry = _registry()
+    model = pipeline_model(registry)
+    document = model.model_json_schema()
+    if slot is not None:
+        key = get_slot(slot).config_key
+        entry = {**document["properties"][key], "title": f"{key} entry"}
+        document = {"$defs": _referenced(entry, document.get("$defs", {})), **entry}
+    click.echo(json.dumps(document, indent=2))
+
+
+def _referenced(node: object, definitions: dict[str, object]) -> dict[str, object]:
+    """The schema definitions ``node`` refers to, directly or through other definitions."""
+    found: dict[str, object] = {}
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                if name not in found:
+                    found[name] = definitions[name]
+                    pending.append(definitions[name])
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+@cli.command()
+@config_argument
+@override_option
+def validate(config: Path, overrides: tuple[str, ...]) -> None:
+    """Check a pipeline config and print it resolved (defaults filled, extends merged)."""
+    registry, pipeline = _load(config, overrides)
+    click.echo(to_yaml(dump_config(pipeline, registry)), nl=False)
+
+
+@cli.command()
+@config_argument
+@override_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def run(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Synthesise the target-view video of a pipeline (ADEVIS) into its run directory."""
+    _load(config, overrides)
+    raise EngineNotAvailableError("`devis run` is not available in this release yet")
+
+
+@cli.command()
+@config_argument
+@override_option
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Continue the run in this directory from its last checkpoint.",
+)
+def train(config: Path, overrides: tuple[str, ...], resume: Path | None) -> None:
+    """Train a backbone with an algorithm (GRPO, DPO, SFT) from a pipeline config."""
+    _load(config, overrides)
+    raise EngineNotAvailableError("`devis train` is not available in this release yet")
+
+
+@cli.command(name="eval")
+@config_argument
+@override_option
+def evaluate(config: Path, overrides: tuple[str, ...]) -> None:
+    """Score a backbone and accumulator over a dataset with the configured metrics."""
+    _load(config, overrides)
+    raise EngineNotAvailableError("`devis eval` is not available in this release yet")
+
+
+@cli.command()
+@click.argument("suite")
+@override_option
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the tables (default: runs/ablate-SUITE).",
+)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda[:N], npu[:N], auto.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def ablate(
+    suite: str,
+    overrides: tuple[str, ...],
+    output: Path | None,
+    device: str,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Run an ablation suite and write its table (markdown, CSV, JSON)."""
+    from devis_core.engines.ablate import run_suite
+
+    registry = _registry()
+    result, directory = run_suite(
+        registry,
+        suite,
+        overrides=overrides,
+        output=output or Path("runs") / f"ablate-{suite}",
+        device=device,
+        seed=seed,
+        progress=not quiet,
+    )
+    from devis_core.engines.tables import markdown_table
+
+    click.echo(markdown_table(result))
+    click.echo(f"\nwritten to {directory}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``devis`` script; returns the exit code."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None, prog_name="devis", standalone_mode=False
+        )
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except UsageError as error:
+        click.echo(f"error: {error}", err=True)
+        return 2
+    except DevisError as error:
+        click.echo(f"error: {error}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Engines: the work behind `devis run`, `eval`, `train` and `ablate`."""

@@ -1,0 +1,226 @@
+"""The data that flows between components, and the interfaces engines rely on.
+
+Conventions (``docs/concepts.md`` says why): videos are ``float32`` ``(T, 3, H, W)`` in
+``[0, 1]`` (batched ``(B, T, 3, H, W)``); depth is ``(T, H, W)`` planar depth in scene units,
+0 or non-finite where unknown; cameras use OpenCV axes, world-to-camera ``4x4`` extrinsics
+and ``3x3`` pixel intrinsics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from devis_core.geometry import Motion
+    from devis_core.registry import Registry
+
+
+@dataclass
+class ViewSynthesisSample:
+    """One source video and the camera it should be seen from.
+
+    ``target_w2c`` gives the target camera of every frame. ``motion`` is the same target as
+    TrajectoryCrafter's relative motion ``(theta, phi, r, x, y)`` when the dataset knows it:
+    accumulators split that motion into increments.
+    """
+
+    sample_id: str
+    source: Tensor
+    K: Tensor
+    source_w2c: Tensor
+    target_w2c: Tensor
+    source_depth: Tensor | None = None
+    motion: Motion | None = None
+    target: Tensor | None = None
+    target_depth: Tensor | None = None
+    caption: str = ""
+    fps: float = 8.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> ViewSynthesisSample:
+        """A copy with every tensor on ``device`` (a no-op copy when already there)."""
+        moved = {
+            name: value.to(device) if isinstance(value, Tensor) else value
+            for name, value in self.__dict__.items()
+        }
+        return ViewSynthesisSample(**moved)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.source.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the frames."""
+        return int(self.source.shape[-2]), int(self.source.shape[-1])
+
+
+@dataclass
+class Conditions:
+    """What a backbone is conditioned on for one generation step (Eq. 2).
+
+    ``render`` and ``mask`` come from reprojection (``mask`` True where something landed);
+    ``reference`` is the video the reference stream attends to; ``render_depth`` is the
+    depth of the rendered points in the target camera, kept for strategies that need it.
+    """
+
+    render: Tensor
+    mask: Tensor
+    reference: Tensor
+    caption: str = ""
+    render_depth: Tensor | None = None
+
+
+@dataclass
+class AccumulationResult:
+    """The output of an accumulator: the final video and how it was made."""
+
+    video: Tensor
+    conditions: Conditions
+    """The conditions of the last generation step (RL training reuses them)."""
+
+    generator_calls: int
+    intermediate: list[Tensor] = field(default_factory=list)
+    """The video of every step before the last, ``V_1 .. V_{K-1}``."""
+
+
+@dataclass
+class RewardInputs:
+    """A batch of generated videos with what the reward terms compare them to."""
+
+    generated: Tensor
+    source: Tensor
+    render: Tensor
+    mask: Tensor
+    sample_ids: Sequence[str] = ()
+
+
+@runtime_checkable
+class DepthEstimator(Protocol):
+    def estimate(self, video: Tensor, sample: ViewSynthesisSample | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    def generate(self, cond: Conditions, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+@dataclass
+class RolloutStep:
+    """One denoising step of a stochastic rollout, as GRPO needs it."""
+
+    timestep: Tensor
+    latents: Tensor
+    next_latents: Tensor
+    mean: Tensor
+    std: Tensor
+    log_prob: Tensor
+
+
+@dataclass
+class Rollout:
+    """A sampled denoising chain and the video it ends in."""
+
+    steps: list[RolloutStep]
+    video: Tensor
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A backbone seen as a stochastic policy over denoising steps (DDIM with eta > 0)."""
+
+    def rollout(self, cond: Conditions, generator: torch.Generator | None = None) -> Rollout: ...
+
+    def log_prob(
+        self, cond: Conditions, rollout: Rollout, step: int
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def trainable_parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def disable_adapter(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class Accumulator(Protocol):
+    def run(
+        self,
+        sample: ViewSynthesisSample,
+        backbone: Backbone,
+        depth: DepthEstimator,
+        *,
+        increments: Sequence[Motion] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> AccumulationResult: ...
+
+
+@runtime_checkable
+class RewardTerm(Protocol):
+    higher_is_better: bool
+    default_range: tuple[float, float]
+
+    def score(self, batch: RewardInputs) -> Tensor: ...
+
+
+@runtime_checkable
+class Metric(Protocol):
+    higher_is_better: bool
+
+    def compute(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor: ...
+
+
+@dataclass
+class TrainingBatch:
+    """What an algorithm's loss sees: samples, their conditions, rollouts and advantages."""
+
+    conditions: list[Conditions]
+    rollouts: list[Rollout]
+    rewards: Tensor
+    advantages: Tensor
+    group_ids: Tensor
+    steps: list[list[int]] = field(default_factory=list)
+    """For each sample, the denoising steps to train on."""
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    def loss(self, batch: TrainingBatch, policy: Policy) -> tuple[Tensor, dict[str, float]]: ...
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> ViewSynthesisSample: ...
+
+
+@dataclass
+class SuiteContext:
+    """What a suite gets to run: the plugins, where to write, and how chatty to be."""
+
+    registry: Registry
+    output: Path
+    device: torch.device
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class SuiteResult:
+    """A table: one row per variant, one column per metric (NaN where not measured)."""
+
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class Suite(Protocol):
+    def run(self, context: SuiteContext) -> SuiteResult: ...

@@ -1,0 +1,1 @@
+"""DEVIS test suite."""

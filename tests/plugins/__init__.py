@@ -1,0 +1,1 @@
+"""Fixture plugins: small, complete plugins the tests register without installing them."""
