@@ -20,8 +20,8 @@ from devis_core.errors import UsageError
 from devis_core.registry import Registry
 from devis_core.slots import get_slot
 from devis_core.types import (
-    Accumulator,
     AccumulationResult,
+    Accumulator,
     Backbone,
     Dataset,
     DepthEstimator,

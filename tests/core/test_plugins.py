@@ -170,8 +170,9 @@ def test_unknown_component_lists_names_and_closest_match(registry):
 
 @pytest.mark.parametrize("bad_name", ["Upper", "has space", "-dash", "x_y"])
 def test_component_names_are_validated(bad_name):
-    import devis_core
     from pydantic import BaseModel
+
+    import devis_core
 
     class Plugin:
         @devis_core.hookimpl
@@ -184,8 +185,9 @@ def test_component_names_are_validated(bad_name):
 
 
 def test_config_models_are_made_strict():
-    import devis_core
     from pydantic import BaseModel, ValidationError
+
+    import devis_core
 
     class Loose(BaseModel):
         a: int = 1
