@@ -1,0 +1,51 @@
+"""Geometry: cameras, forward warping, orbit trajectories and motion increments, depth.
+
+Conventions: OpenCV camera axes (x right, y down, z forward), world-to-camera 4x4 extrinsics,
+3x3 pixel intrinsics, pixel centres at integer coordinates, videos (T, 3, H, W) in [0, 1] and
+depth (T, H, W) planar in scene units with 0 or non-finite meaning unknown. See the modules'
+docstrings for the details and for how each piece relates to TrajectoryCrafter.
+"""
+
+from devis_core.geometry.cameras import (
+    camera_center,
+    invert_rigid,
+    lift,
+    make_intrinsics,
+    pixel_grid,
+    project,
+    relative_pose,
+    transform_points,
+)
+from devis_core.geometry.depth import disparity_to_depth
+from devis_core.geometry.trajectory import (
+    Motion,
+    compose_motion,
+    cumulative_motions,
+    decompose_motion,
+    orbit_pose,
+    orbit_trajectory,
+    pivot_depth_from,
+    sample_increments,
+)
+from devis_core.geometry.warp import forward_warp
+
+__all__ = [
+    "Motion",
+    "camera_center",
+    "compose_motion",
+    "cumulative_motions",
+    "decompose_motion",
+    "disparity_to_depth",
+    "forward_warp",
+    "invert_rigid",
+    "lift",
+    "make_intrinsics",
+    "orbit_pose",
+    "orbit_trajectory",
+    "pivot_depth_from",
+    "pixel_grid",
+    "project",
+    "relative_pose",
+    "sample_increments",
+    "transform_points",
+]

@@ -1,0 +1,26 @@
+"""Turning a video depth estimator's relative disparity into the depth the warper expects."""
+
+from __future__ import annotations
+
+import torch
+
+
+def disparity_to_depth(
+    disparity: torch.Tensor, *, near: float = 1e-4, far: float = 1e4
+) -> torch.Tensor:
+    """Depth (T, H, W) from relative disparity (T, H, W), exactly as TrajectoryCrafter does.
+
+    TrajectoryCrafter's diffusion model was trained on point-cloud renders built from
+    DepthCrafter disparity converted this way, so reusing the conversion keeps the renders (and
+    the ``pivot_depth`` cap of 5 scene units) on the scale it knows: the disparity is min-max
+    normalised over the whole video, scaled by 3900, floored at 1e-5, inverted as
+    ``10000 / value`` and clipped to ``[near, far]``. The nearest pixel therefore sits at
+    10000 / 3900 ~= 2.56 and zero disparity at ``far``. A constant video (no range to
+    normalise) maps to ``far`` everywhere instead of dividing by zero.
+    """
+    disparity = disparity.float() if not disparity.is_floating_point() else disparity
+    low, high = disparity.min(), disparity.max()
+    span = high - low
+    normalised = (disparity - low) / span if span > 0 else torch.zeros_like(disparity)
+    scaled = (normalised * 3900.0).clamp_min(1e-5)
+    return (10000.0 / scaled).clamp(near, far)

@@ -1,0 +1,310 @@
+"""Forward warping of a video into another camera by bilinear point splatting.
+
+The splatting model is TrajectoryCrafter's, because its diffusion model was trained on renders
+made that way and expects their look (soft edges, bleeding at depth discontinuities, its holes):
+
+* every source pixel with known depth is lifted to 3D, moved into the target camera and
+  projected to a real-valued position ``(u', v')`` (pixel centres at integer coordinates, see
+  :mod:`devis_core.geometry.cameras`);
+* it splats into its 4 neighbouring target pixels ``floor`` / ``ceil`` of each coordinate with
+  the bilinear weights ``1 - (u' - floor(u'))`` and ``1 - (ceil(u') - u')``. On an exactly
+  integer coordinate floor and ceil coincide and both weights are 1: such a point adds 2 (4 if
+  both coordinates are integers) to its pixel, as in TrajectoryCrafter;
+* nearer points dominate through the soft z-buffer weight
+  ``exp(-50 * log(1 + z) / max log(1 + z))``, z being the point's depth in the TARGET camera
+  clamped to [0, 1000] and the max taken over every valid point of the frame (off-screen ones
+  included, as in TrajectoryCrafter);
+* the result is the weighted sum over the summed weight, and the mask is "summed weight > 0".
+  Neighbours outside the target image are dropped (TrajectoryCrafter pads the canvas by one
+  pixel, clamps positions into the padding and crops it), the other neighbours of that point
+  still land.
+
+Unlike TrajectoryCrafter, points behind the target camera (z <= 0) and pixels with unknown depth
+(0 or non-finite) never land; TrajectoryCrafter splats the former mirrored, with the weight of
+the nearest possible point. ``zbuffer="hard"`` is an alternative to the soft z-buffer: only
+splats within ``HARD_ZBUFFER_RTOL`` (relative) of the nearest depth reaching a target pixel count
+there, bilinearly weighted.
+
+Implementation: the pixel-to-pixel map of each frame is folded into one 3x3 matrix ``A`` and a
+vector ``b`` (padded-canvas position ``~ A [u, v, 1] + b / depth``), so no per-pixel matrix
+products are made. Small frames are processed several at a time and large ones in blocks of
+rows (about ``_BLOCK_POINTS`` points, so that temporaries stay in cache on the CPU); per block,
+the colour channels and the weight of the 4 neighbours are scattered with one 2-D
+``scatter_add_`` (parallel over channels) into one padded canvas per frame, whose border
+collects everything out of range and is cropped at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from devis_core.geometry.cameras import relative_pose
+
+SOFT_ZBUFFER_SHARPNESS = 50.0
+"""TrajectoryCrafter's exponent: weight ``exp(-50 * log(1 + z) / max log(1 + z))``."""
+
+MAX_SPLAT_DEPTH = 1000.0
+"""Target depths are clamped to [0, this] before the soft z-buffer weight (TrajectoryCrafter)."""
+
+HARD_ZBUFFER_RTOL = 1e-2
+"""``zbuffer="hard"``: splats count where their depth is within this fraction of the nearest."""
+
+CLEAN_KERNEL = 5
+"""``clean=True`` dilates the holes once with a square kernel of this size (TrajectoryCrafter)."""
+
+_BLOCK_POINTS = {"cpu": 1 << 17}
+_BLOCK_POINTS_OTHER = 1 << 24
+_EXACT_FLOAT32_INTEGERS = 1 << 24
+
+
+def forward_warp(
+    frames: torch.Tensor,
+    depth: torch.Tensor,
+    K_src: torch.Tensor,
+    w2c_src: torch.Tensor,
+    K_tgt: torch.Tensor,
+    w2c_tgt: torch.Tensor,
+    *,
+    clean: bool = False,
+    zbuffer: Literal["soft", "hard"] = "soft",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render ``frames`` seen from the source cameras into the target cameras.
+
+    Args:
+        frames: (T, C, H, W) floating video, normally RGB in [0, 1]; the output is a convex
+            combination of input values, so it keeps their range.
+        depth: (T, H, W) planar depth in the source cameras; 0 or non-finite = unknown.
+        K_src, K_tgt: (3, 3) or (T, 3, 3) intrinsics.
+        w2c_src, w2c_tgt: (4, 4) or (T, 4, 4) world-to-camera extrinsics.
+        clean: TrajectoryCrafter's ``--mask``: dilate the holes once with a 5x5 kernel and
+            blank what they cover, removing isolated flying pixels at silhouettes. Pixels
+            outside the image do not count as holes.
+        zbuffer: "soft" (TrajectoryCrafter's) or "hard" (module docs).
+
+    Returns:
+        ``(warped, mask)``: (T, C, H, W) in the frames' dtype, 0 in holes, and (T, H, W) bool,
+        True where something landed. Same size as the input; computed on the frames' device.
+    """
+    if frames.dim() != 4 or not frames.is_floating_point():
+        raise ValueError(f"frames must be a floating (T, C, H, W) tensor, got {frames.shape}")
+    n_frames, channels, height, width = frames.shape
+    if depth.shape != (n_frames, height, width):
+        raise ValueError(f"depth must be {(n_frames, height, width)}, got {tuple(depth.shape)}")
+    if zbuffer not in ("soft", "hard"):
+        raise ValueError(f"zbuffer must be 'soft' or 'hard', got {zbuffer!r}")
+    depth = depth.to(device=frames.device, dtype=frames.dtype)
+    a_matrix, b_vector = _pixel_maps(
+        n_frames, K_src, w2c_src, K_tgt, w2c_tgt, frames.device, frames.dtype
+    )
+
+    warped = torch.empty_like(frames)
+    mask = torch.empty(n_frames, height, width, dtype=torch.bool, device=frames.device)
+    budget = _BLOCK_POINTS.get(frames.device.type, _BLOCK_POINTS_OTHER)
+    frames_per_chunk = max(1, budget // (height * width))
+    # The hard z-buffer needs every splat of a frame at once; the soft one works by rows.
+    rows_per_block = height if zbuffer == "hard" else max(1, budget // width)
+    for start in range(0, n_frames, frames_per_chunk):
+        chunk = slice(start, min(start + frames_per_chunk, n_frames))
+        _warp_chunk(
+            frames[chunk], depth[chunk], a_matrix[chunk], b_vector[chunk],
+            warped[chunk], mask[chunk], zbuffer, rows_per_block,
+        )  # fmt: skip
+        if clean:
+            _clean(warped[chunk], mask[chunk])
+    return warped, mask
+
+
+def _per_frame(matrix: torch.Tensor, n_frames: int, size: int, name: str) -> torch.Tensor:
+    if matrix.shape == (size, size):
+        return matrix.expand(n_frames, size, size)
+    if matrix.shape == (n_frames, size, size):
+        return matrix
+    raise ValueError(f"{name} must be ({size}, {size}) or ({n_frames}, {size}, {size})")
+
+
+def _pixel_maps(
+    n_frames: int,
+    K_src: torch.Tensor,
+    w2c_src: torch.Tensor,
+    K_tgt: torch.Tensor,
+    w2c_tgt: torch.Tensor,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame ``A`` (T, 3, 3) and ``b`` (T, 3): padded-canvas position ``~ A [u, v, 1] + b / d``.
+
+    From ``p' ~ K_t (R K_s^-1 [u, v, 1] d + t)`` divided by the depth d, shifted by one pixel
+    into the padded canvas (TrajectoryCrafter's ``+ 1``). ``A`` is written
+    ``S (I + (K_t R - K_s) K_s^-1)`` (built in float64) so that identical cameras give exactly
+    the shift ``S`` and a frame warped to its own camera lands exactly on its pixels.
+    """
+
+    def matrices(matrix: torch.Tensor, size: int, name: str) -> torch.Tensor:
+        per_frame = _per_frame(matrix, n_frames, size, name)
+        return per_frame.to(device=device, dtype=torch.float64)
+
+    k_src, k_tgt = matrices(K_src, 3, "K_src"), matrices(K_tgt, 3, "K_tgt")
+    src, tgt = matrices(w2c_src, 4, "w2c_src"), matrices(w2c_tgt, 4, "w2c_tgt")
+    eye4 = torch.eye(4, dtype=torch.float64, device=device)
+    same = (src == tgt).flatten(1).all(dim=1)[:, None, None]
+    rel = torch.where(same, eye4, relative_pose(src, tgt))
+    rotation, translation = rel[:, :3, :3], rel[:, :3, 3:]
+    eye3 = torch.eye(3, dtype=torch.float64, device=device)
+    shift = torch.tensor([[1.0, 0, 1], [0, 1, 1], [0, 0, 1]], dtype=torch.float64, device=device)
+    a_matrix = shift @ (eye3 + (k_tgt @ rotation - k_src) @ torch.linalg.inv(k_src))
+    b_vector = (shift @ k_tgt @ translation).squeeze(-1)
+    return a_matrix.to(dtype), b_vector.to(dtype)
+
+
+def _homogeneous(
+    a_matrix: torch.Tensor, b_vector: torch.Tensor, row: int, rows: slice, inv_depth: torch.Tensor
+) -> torch.Tensor:
+    """Row ``row`` of ``A [u, v, 1] + b / depth`` for image rows ``rows``: (n, len(rows), W)."""
+    dtype, device = inv_depth.dtype, inv_depth.device
+    u = torch.arange(inv_depth.shape[-1], dtype=dtype, device=device)
+    v = torch.arange(rows.start, rows.stop, dtype=dtype, device=device)[:, None]
+    coeff = a_matrix[:, row, :, None, None]  # (n, 3, 1, 1)
+    ray = (coeff[:, 1] * v + coeff[:, 2]) + coeff[:, 0] * u
+    return ray.addcmul_(inv_depth, b_vector[:, row, None, None])
+
+
+def _warp_chunk(
+    frames: torch.Tensor,
+    depth: torch.Tensor,
+    a_matrix: torch.Tensor,
+    b_vector: torch.Tensor,
+    out: torch.Tensor,
+    out_mask: torch.Tensor,
+    zbuffer: str,
+    rows_per_block: int,
+) -> None:
+    """Warp a chunk of frames (n, C, H, W) into ``out`` and ``out_mask`` (views of the result).
+
+    Positions live in n stacked (H + 2) x (W + 2) canvases: pixel (u, v) of frame f is canvas
+    cell ``f * (H + 2) * (W + 2) + (v + 1) * (W + 2) + u + 1``; neighbours outside the image
+    fall in the border, cropped at the end.
+    """
+    n, channels, height, width = frames.shape
+    dtype, device = frames.dtype, frames.device
+    inv_depth = depth.reciprocal()
+    # 0, negative, NaN, inf and denormal depths all fail this; then x, y, z below are finite.
+    valid = (inv_depth > 0) & (inv_depth < torch.inf)
+    z = _homogeneous(a_matrix, b_vector, 2, slice(0, height), inv_depth)
+    valid &= z > 0
+    target_depth = z * depth  # the point's z in the target camera
+    peak = None
+    if zbuffer == "soft":  # max log(1 + clamp(z)) over the frame's valid points
+        deepest = torch.where(valid, target_depth, 0.0).amax(dim=(1, 2), keepdim=True)
+        peak = deepest.clamp_(0.0, MAX_SPLAT_DEPTH).log1p_().clamp_min_(torch.finfo(dtype).tiny)
+
+    padded = (height + 2) * (width + 2)
+    canvas = torch.zeros(channels + 1, n * padded, dtype=dtype, device=device)
+    for start in range(0, height, rows_per_block):
+        rows = slice(start, min(start + rows_per_block, height))
+        _splat_rows(
+            frames[:, :, rows], inv_depth[:, rows], valid[:, rows], z[:, rows],
+            target_depth[:, rows], a_matrix, b_vector, rows, width, height, canvas, peak,
+        )  # fmt: skip
+
+    grid = canvas.view(channels + 1, n, height + 2, width + 2)[:, :, 1:-1, 1:-1]
+    total = grid[channels]
+    landed = total > 0
+    out_mask.copy_(landed)
+    # Dividing (not multiplying by a reciprocal) keeps the ratio within the inputs' range.
+    torch.div(grid[:channels], torch.where(landed, total, 1.0), out=out.transpose(0, 1))
+
+
+def _splat_rows(
+    frames: torch.Tensor,
+    inv_depth: torch.Tensor,
+    valid: torch.Tensor,
+    z: torch.Tensor,
+    target_depth: torch.Tensor,
+    a_matrix: torch.Tensor,
+    b_vector: torch.Tensor,
+    rows: slice,
+    width: int,
+    height: int,
+    canvas: torch.Tensor,
+    peak: torch.Tensor | None,
+) -> None:
+    """Splat the points of image rows ``rows`` of a chunk into ``canvas`` (C + 1, n * padded).
+
+    Without ``peak`` (the soft z-buffer's per-frame normaliser) this is the hard z-buffer, which
+    needs all rows of the frames in one call.
+    """
+    n, channels, block_rows, _ = frames.shape
+    dtype, device = frames.dtype, frames.device
+    pos_x = _homogeneous(a_matrix, b_vector, 0, rows, inv_depth).div_(z)
+    pos_y = _homogeneous(a_matrix, b_vector, 1, rows, inv_depth).div_(z)
+    # A point lands if one of its neighbours is inside: position in (0, W + 1) x (0, H + 1).
+    # The others (TrajectoryCrafter clamps them into the border) get weight 0 at their own
+    # source pixel instead: piling them onto one border cell would serialise the scatter.
+    lands = valid & (pos_x > 0) & (pos_x < width + 1) & (pos_y > 0) & (pos_y < height + 1)
+    u = torch.arange(1, width + 1, dtype=dtype, device=device)
+    v = torch.arange(rows.start + 1, rows.stop + 1, dtype=dtype, device=device)[:, None]
+    pos_x = torch.where(lands, pos_x, u)
+    pos_y = torch.where(lands, pos_y, v)
+
+    x0, x1 = torch.floor(pos_x), torch.ceil(pos_x)
+    y0, y1 = torch.floor(pos_y), torch.ceil(pos_y)
+    # Bilinear weights 1 - (pos - floor) and 1 - (ceil - pos), TrajectoryCrafter's expressions
+    # (both are 1 on an integer position).
+    wy0 = torch.sub(y0, pos_y).add_(1.0)
+    wy1 = torch.sub(pos_y, y1).add_(1.0)
+    wx0 = torch.sub(x0, pos_x).add_(1.0)
+    wx1 = torch.sub(pos_x, x1).add_(1.0)
+    if peak is None:
+        depth_weight = lands.to(dtype)
+    else:
+        depth_weight = target_depth.clamp(0.0, MAX_SPLAT_DEPTH).log1p_()
+        depth_weight = torch.where(lands, depth_weight.mul_(-SOFT_ZBUFFER_SHARPNESS / peak), -torch.inf)
+        depth_weight.exp_()
+    wx0.mul_(depth_weight)
+    wx1.mul_(depth_weight)
+    # values[c] = weight * colour c for the 4 neighbours, values[C] = weight.
+    values = torch.empty(channels + 1, 4, n, block_rows, width, dtype=dtype, device=device)
+    weights = values[channels]
+    torch.mul(wy0, wx0, out=weights[0])
+    torch.mul(wy0, wx1, out=weights[1])
+    torch.mul(wy1, wx0, out=weights[2])
+    torch.mul(wy1, wx1, out=weights[3])
+
+    # Flat canvas indices, in the floating dtype while exact (integers below 2^24 in float32).
+    padded = (height + 2) * (width + 2)
+    index_dtype = dtype
+    if dtype != torch.float64 and n * padded > _EXACT_FLOAT32_INTEGERS:
+        index_dtype = torch.float64
+    offset = torch.arange(n, dtype=index_dtype, device=device)[:, None, None] * padded
+    row0 = torch.add(offset, y0.to(index_dtype), alpha=width + 2)
+    row1 = torch.add(offset, y1.to(index_dtype), alpha=width + 2)
+    col0, col1 = x0.to(index_dtype), x1.to(index_dtype)
+    flat = torch.empty(4, n, block_rows, width, dtype=index_dtype, device=device)
+    torch.add(row0, col0, out=flat[0])
+    torch.add(row0, col1, out=flat[1])
+    torch.add(row1, col0, out=flat[2])
+    torch.add(row1, col1, out=flat[3])
+    index = flat.view(-1).long()
+
+    if peak is None:  # hard z-buffer: keep splats near the nearest depth reaching their pixel
+        splat_depth = torch.where(lands, target_depth, torch.inf)
+        splat_depth = splat_depth.expand(4, n, block_rows, width).reshape(-1)
+        nearest = torch.full((n * padded,), torch.inf, dtype=dtype, device=device)
+        nearest.scatter_reduce_(0, index, splat_depth, reduce="amin")
+        keep = splat_depth <= nearest.gather(0, index).mul_(1.0 + HARD_ZBUFFER_RTOL)
+        weights.mul_(keep.view(weights.shape))
+
+    for channel in range(channels):
+        torch.mul(weights, frames[:, channel], out=values[channel])
+    canvas.scatter_add_(1, index.expand(channels + 1, -1), values.view(channels + 1, -1))
+
+
+def _clean(warped: torch.Tensor, mask: torch.Tensor) -> None:
+    """Blank every pixel within the 5x5 neighbourhood of a hole, in place."""
+    holes = (~mask).to(warped.dtype)[:, None]
+    near_hole = F.max_pool2d(holes, CLEAN_KERNEL, stride=1, padding=CLEAN_KERNEL // 2)[:, 0] > 0
+    mask &= ~near_hole
+    warped.mul_(mask[:, None])
