@@ -135,8 +135,11 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def run(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
     """Synthesise the target-view video of a pipeline (ADEVIS) into its run directory."""
-    _load(config, overrides)
-    raise EngineNotAvailableError("`devis run` is not available in this release yet")
+    from devis_core.engines.run import run_pipeline
+
+    registry, pipeline = _load(config, overrides)
+    directory = run_pipeline(pipeline, registry, progress=not quiet)
+    click.echo(f"written to {directory}", err=True)
 
 
 @cli.command()
@@ -156,10 +159,14 @@ def train(config: Path, overrides: tuple[str, ...], resume: Path | None) -> None
 @cli.command(name="eval")
 @config_argument
 @override_option
-def evaluate(config: Path, overrides: tuple[str, ...]) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def evaluate(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
     """Score a backbone and accumulator over a dataset with the configured metrics."""
-    _load(config, overrides)
-    raise EngineNotAvailableError("`devis eval` is not available in this release yet")
+    from devis_core.engines.evaluate import evaluate_pipeline
+
+    registry, pipeline = _load(config, overrides)
+    directory = evaluate_pipeline(pipeline, registry, progress=not quiet)
+    click.echo(f"written to {directory}", err=True)
 
 
 @cli.command()

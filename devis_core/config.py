@@ -38,6 +38,29 @@ PROVENANCE_KEY = "provenance"
 REWARD_ENTRY_FIELDS = ("weight", "range")
 
 
+class EvaluationSection(BaseModel):
+    """How ``devis eval`` runs: which variants side by side, on how many samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Method name -> KEY=VALUE overrides of this config; one table row each. "
+        "Empty: the config as it is.",
+    )
+    max_samples: int | None = Field(
+        None, ge=1, description="Evaluate the first N dataset samples only (default: all)."
+    )
+
+
+class RunSection(BaseModel):
+    """What ``devis run`` synthesises."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: int = Field(0, ge=0, description="Index of the dataset sample to synthesise.")
+
+
 class PipelineBase(BaseModel):
     """Sections every pipeline has, whatever plugins are installed."""
 
@@ -49,6 +72,10 @@ class PipelineBase(BaseModel):
     )
     seed: int = Field(0, description="Seed of every random draw of the run.")
     output: str = Field("runs/devis", description="Run directory: outputs and config.yaml.")
+    run: RunSection = Field(default_factory=RunSection, description="Settings of `devis run`.")
+    evaluation: EvaluationSection = Field(
+        default_factory=EvaluationSection, description="Settings of `devis eval`."
+    )
 
     @field_validator("device")
     @classmethod
@@ -204,7 +231,12 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``KEY=VALUE`` override set."""
+    """Return a copy of ``data`` with each ``KEY=VALUE`` override set, in order.
+
+    Setting an entry's ``kind`` to another component starts that entry afresh (the previous
+    component's fields are dropped), so ``-o dataset.kind=video -o dataset.path=clip.mp4``
+    switches datasets in one command line.
+    """
     data = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
@@ -220,6 +252,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             else:
                 node[last] = value
         elif isinstance(node, dict):
+            if last == "kind" and node.get("kind") not in (None, value):
+                node.clear()  # another component: the old one's fields do not apply to it
             node[last] = value
         else:
             raise UsageError(f"override {text!r}: cannot set a field inside a plain value")

@@ -9,6 +9,7 @@ view of a sample, and score it against ground truth.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -23,11 +24,27 @@ from devis_core.types import (
     AccumulationResult,
     Accumulator,
     Backbone,
+    Conditions,
     Dataset,
     DepthEstimator,
     Metric,
     ViewSynthesisSample,
 )
+
+
+class _Observed:
+    """A backbone that reports each video it generates, and is otherwise the same."""
+
+    def __init__(self, backbone: Backbone, callback: Callable[[torch.Tensor], None]):
+        self._backbone, self._callback = backbone, callback
+
+    def generate(self, cond: Conditions, generator: torch.Generator | None = None) -> torch.Tensor:
+        video = self._backbone.generate(cond, generator)
+        self._callback(video)
+        return video
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backbone, name)
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -87,11 +104,20 @@ class Pipeline:
             for entry in getattr(self.config, key)
         }
 
-    def synthesize(self, sample: ViewSynthesisSample, seed_offset: int = 0) -> AccumulationResult:
-        """Generate the target view of ``sample`` with the configured accumulator."""
+    def synthesize(
+        self,
+        sample: ViewSynthesisSample,
+        seed_offset: int = 0,
+        on_generate: Callable[[torch.Tensor], None] | None = None,
+    ) -> AccumulationResult:
+        """Generate the target view of ``sample`` with the configured accumulator.
+
+        ``on_generate`` is called with every video the backbone returns (progress bars).
+        """
         generator = make_generator(self.config.seed + seed_offset)
+        backbone = self.backbone if on_generate is None else _Observed(self.backbone, on_generate)
         return self.accumulator.run(
-            sample.to(self.device), self.backbone, self.depth, generator=generator
+            sample.to(self.device), backbone, self.depth, generator=generator
         )
 
     def visibility(self, sample: ViewSynthesisSample) -> torch.Tensor:

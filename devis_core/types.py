@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -27,8 +27,11 @@ class ViewSynthesisSample:
     """One source video and the camera it should be seen from.
 
     ``target_w2c`` gives the target camera of every frame. ``motion`` is the same target as
-    TrajectoryCrafter's relative motion ``(theta, phi, r, x, y)`` when the dataset knows it:
-    accumulators split that motion into increments.
+    TrajectoryCrafter's relative motion ``(theta, phi, r, x, y)`` when the dataset knows it,
+    orbiting ``pivot_depth`` with the ``trajectory`` mode of
+    :func:`~devis_core.geometry.orbit_trajectory`: accumulators split that motion into
+    increments. ``render_depth`` is set only on samples that describe a *generated* video (an
+    accumulation step's ``V_{k-1}``): the depth of the reprojected points it was made from.
     """
 
     sample_id: str
@@ -40,6 +43,9 @@ class ViewSynthesisSample:
     motion: Motion | None = None
     target: Tensor | None = None
     target_depth: Tensor | None = None
+    pivot_depth: float | None = None
+    trajectory: Literal["direct", "gradual"] = "direct"
+    render_depth: Tensor | None = None
     caption: str = ""
     fps: float = 8.0
     metadata: dict[str, Any] = field(default_factory=dict)

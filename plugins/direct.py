@@ -12,7 +12,8 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.geometry import Motion, forward_warp
+from devis_core.accumulation import reproject
+from devis_core.geometry import Motion
 from devis_core.types import (
     AccumulationResult,
     Backbone,
@@ -45,16 +46,17 @@ class DirectAccumulator:
         generator: torch.Generator | None = None,
     ) -> AccumulationResult:
         source_depth = depth.estimate(sample.source, sample)
-        render, mask = forward_warp(
+        shown = reproject(
             sample.source,
             source_depth,
             sample.K,
             sample.source_w2c,
-            sample.K,
             sample.target_w2c,
             clean=self.config.clean,
         )
-        conditions = Conditions(render, mask, sample.source, sample.caption)
+        conditions = Conditions(
+            shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
+        )
         video = backbone.generate(conditions, generator)
         return AccumulationResult(video=video, conditions=conditions, generator_calls=1)
 

@@ -27,6 +27,12 @@ class GroundTruthDepth:
     def estimate(
         self, video: torch.Tensor, sample: ViewSynthesisSample | None = None
     ) -> torch.Tensor:
+        if sample is not None and sample.render_depth is not None:
+            raise UsageError(
+                f"depth 'ground-truth' has no depth for {sample.sample_id!r}, a video generated "
+                "by an accumulation step: configure `depth: {kind: carried}` (weight-free) or a "
+                "depth model that runs on any video"
+            )
         if sample is None or sample.source_depth is None:
             raise UsageError(
                 "depth 'ground-truth' needs a dataset sample that ships depth; this one does "

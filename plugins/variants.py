@@ -10,15 +10,13 @@ and the table reports the mean of each configured metric per variant.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from tqdm.auto import tqdm
 
 import devis_core
-from devis_core.config import load_config
-from devis_core.pipeline import Pipeline
+from devis_core.config import read_yaml
+from devis_core.engines.compare import compare_variants
 from devis_core.types import SuiteContext, SuiteResult
 
 
@@ -40,34 +38,16 @@ class VariantsSuite:
         self.config = config
 
     def run(self, context: SuiteContext) -> SuiteResult:
-        rows, metric_names = [], []
-        for variant, overrides in self.config.variants.items():
-            forced = [f"seed={context.seed}", f"device={context.device}"]
-            config = load_config(self.config.pipeline, context.registry, [*overrides, *forced])
-            pipeline = Pipeline(config, context.registry)
-            count = min(self.config.samples, len(pipeline.dataset))
-            totals: dict[str, list[float]] = {}
-            calls = []
-            for index in tqdm(range(count), desc=variant, disable=not context.progress):
-                sample = pipeline.dataset[index]
-                result = pipeline.synthesize(sample, seed_offset=index)
-                calls.append(result.generator_calls)
-                for name, value in pipeline.score(sample, result.video).items():
-                    totals.setdefault(name, []).append(value)
-            metric_names += [name for name in totals if name not in metric_names]
-            row = {"variant": variant, "samples": count, "generator calls": sum(calls) / count}
-            row.update({name: _mean(values) for name, values in totals.items()})
-            rows.append(row)
+        base = read_yaml(self.config.pipeline)
+        names, rows = compare_variants(
+            base, self.config.variants, context, samples=self.config.samples,
+            source=str(self.config.pipeline),
+        )  # fmt: skip
         return SuiteResult(
             title=f"Variants of {self.config.pipeline.name}",
-            columns=["variant", *metric_names, "generator calls", "samples"],
+            columns=["variant", *names, "generator calls", "samples"],
             rows=rows,
         )
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 @devis_core.hookimpl

@@ -12,13 +12,14 @@ from devis_core.types import SuiteResult
 
 
 def format_value(value: Any) -> str:
-    """Numbers the way papers print them: 2 decimals from 10 up, 4 below; NaN as a dash."""
+    """Numbers the way papers print them: 2 decimals from 10 up, 4 below, whole numbers as
+    they are (counts); NaN as a dash."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if math.isnan(value):
         return "-"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) >= 1):
+        return str(int(value))
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 

@@ -20,10 +20,11 @@ source frame, i.e. a look-at with up vector -y. In matrices, ``w2c = [R | -R c]`
 
 Relation to TrajectoryCrafter (``sphere2pose`` + ``get_poses``, whose effective source-to-target
 transform is ``T(0, 0, D) Ry(phi) Rx(theta) T(-x, y, -r D - D)``): signs and units are the same,
-and the poses are identical when at most one of theta, phi and r is non-zero (any pan). They differ when
-motions mix: TrajectoryCrafter rotates as ``Ry(phi) Rx(theta)``, which rolls the camera when both
-angles are non-zero, and applies ``r`` as a dolly along the source axis that also pushes the
-orbit centre to ``D (1 + r)``, so it no longer looks at the pivot nor keeps ``D (1 - r)`` from it.
+and the poses are identical when at most one of theta, phi and r is non-zero (any pan). They
+differ when motions mix: TrajectoryCrafter rotates as ``Ry(phi) Rx(theta)``, which rolls the
+camera when both angles are non-zero, and applies ``r`` as a dolly along the source axis that
+also pushes the orbit centre to ``D (1 + r)``, so it no longer looks at the pivot nor keeps
+``D (1 - r)`` from it.
 
 Increments (the accumulation of DEVIS, Eq. 7 / Eq. 14 of the paper) compose in PARAMETER space:
 after k steps the camera is at the orbit pose of the summed parameters, so accumulating towards a

@@ -56,6 +56,7 @@ CLEAN_KERNEL = 5
 """``clean=True`` dilates the holes once with a square kernel of this size (TrajectoryCrafter)."""
 
 _BLOCK_POINTS = {"cpu": 1 << 17}
+_PACK = {"cpu": 2}
 _BLOCK_POINTS_OTHER = 1 << 24
 _EXACT_FLOAT32_INTEGERS = 1 << 24
 
@@ -183,123 +184,134 @@ def _warp_chunk(
 ) -> None:
     """Warp a chunk of frames (n, C, H, W) into ``out`` and ``out_mask`` (views of the result).
 
-    Positions live in n stacked (H + 2) x (W + 2) canvases: pixel (u, v) of frame f is canvas
-    cell ``f * (H + 2) * (W + 2) + (v + 1) * (W + 2) + u + 1``; neighbours outside the image
-    fall in the border, cropped at the end.
+    Splats accumulate in n stacked (H + 2) x (W + 2) canvases: pixel (u, v) of frame f is cell
+    ``f * (H + 2) * (W + 2) + (v + 1) * (W + 2) + u + 1``; neighbours outside the image fall
+    in the border, which is cropped.
     """
     n, channels, height, width = frames.shape
     dtype, device = frames.dtype, frames.device
     inv_depth = depth.reciprocal()
-    # 0, negative, NaN, inf and denormal depths all fail this; then x, y, z below are finite.
-    valid = (inv_depth > 0) & (inv_depth < torch.inf)
     z = _homogeneous(a_matrix, b_vector, 2, slice(0, height), inv_depth)
-    valid &= z > 0
+    # 0, negative, NaN, inf and denormal depths fail the first two tests (then x, y, z are
+    # finite), points behind the target camera the last; their z becomes NaN, and so do their
+    # positions, which then fail every comparison.
+    valid = (inv_depth > 0) & (inv_depth < torch.inf) & (z > 0)
+    z = torch.where(valid, z, torch.nan)
     target_depth = z * depth  # the point's z in the target camera
-    peak = None
-    if zbuffer == "soft":  # max log(1 + clamp(z)) over the frame's valid points
-        deepest = torch.where(valid, target_depth, 0.0).amax(dim=(1, 2), keepdim=True)
+    depth_weight = None
+    if zbuffer == "soft":  # normalised by max log(1 + clamp(z)) over the frame's valid points
+        deepest = target_depth.nan_to_num(0.0).amax(dim=(1, 2), keepdim=True)
         peak = deepest.clamp_(0.0, MAX_SPLAT_DEPTH).log1p_().clamp_min_(torch.finfo(dtype).tiny)
+        depth_weight = target_depth.clamp(0.0, MAX_SPLAT_DEPTH).log1p_()
+        depth_weight.mul_(-SOFT_ZBUFFER_SHARPNESS / peak).exp_()
+
+    # The C channels and a constant 1 (whose splat is the weight), packed in pairs as complex
+    # numbers on the CPU: one complex add does two real ones and halves the scattered memory
+    # traffic, which is what the serial CPU scatter kernel is bound by.
+    pack = _PACK.get(device.type, 1)
+    slots = -(-(channels + 1) // pack)
+    packed = torch.empty(slots, n, height, width, pack, dtype=dtype, device=device)
+    for channel in range(channels):
+        packed[channel // pack, ..., channel % pack] = frames[:, channel]
+    packed[channels // pack, ..., channels % pack] = 1.0
+    if slots * pack > channels + 1:
+        packed[-1, ..., -1] = 0.0
+    packed = torch.view_as_complex(packed) if pack == 2 else packed[..., 0]
 
     padded = (height + 2) * (width + 2)
-    canvas = torch.zeros(channels + 1, n * padded, dtype=dtype, device=device)
+    canvas = torch.zeros(slots, n * padded, dtype=packed.dtype, device=device)
     for start in range(0, height, rows_per_block):
         rows = slice(start, min(start + rows_per_block, height))
         _splat_rows(
-            frames[:, :, rows], inv_depth[:, rows], valid[:, rows], z[:, rows],
-            target_depth[:, rows], a_matrix, b_vector, rows, width, height, canvas, peak,
+            packed[:, :, rows], inv_depth[:, rows], z[:, rows], target_depth[:, rows],
+            None if depth_weight is None else depth_weight[:, rows],
+            a_matrix, b_vector, rows, width, height, canvas,
         )  # fmt: skip
 
-    grid = canvas.view(channels + 1, n, height + 2, width + 2)[:, :, 1:-1, 1:-1]
-    total = grid[channels]
-    landed = total > 0
+    # Sums per channel (weight last), border cropped: (slots, n, H, W, pack).
+    sums = canvas.view(slots, n, height + 2, width + 2)[:, :, 1:-1, 1:-1]
+    sums = torch.view_as_real(sums) if pack == 2 else sums.unsqueeze(-1)
+    weight = sums[channels // pack, ..., channels % pack]
+    landed = weight > 0
     out_mask.copy_(landed)
     # Dividing (not multiplying by a reciprocal) keeps the ratio within the inputs' range.
-    torch.div(grid[:channels], torch.where(landed, total, 1.0), out=out.transpose(0, 1))
+    weight = torch.where(landed, weight, 1.0)
+    for channel in range(channels):
+        torch.div(sums[channel // pack, ..., channel % pack], weight, out=out[:, channel])
 
 
 def _splat_rows(
-    frames: torch.Tensor,
+    packed: torch.Tensor,
     inv_depth: torch.Tensor,
-    valid: torch.Tensor,
     z: torch.Tensor,
     target_depth: torch.Tensor,
+    depth_weight: torch.Tensor | None,
     a_matrix: torch.Tensor,
     b_vector: torch.Tensor,
     rows: slice,
     width: int,
     height: int,
     canvas: torch.Tensor,
-    peak: torch.Tensor | None,
 ) -> None:
-    """Splat the points of image rows ``rows`` of a chunk into ``canvas`` (C + 1, n * padded).
+    """Splat the points of image rows ``rows`` into ``canvas`` (slots, n * padded).
 
-    Without ``peak`` (the soft z-buffer's per-frame normaliser) this is the hard z-buffer, which
-    needs all rows of the frames in one call.
+    ``z`` is NaN for points that never land. ``depth_weight`` is the soft z-buffer weight;
+    without it this is the hard z-buffer, which needs all rows of the frames in one call.
     """
-    n, channels, block_rows, _ = frames.shape
-    dtype, device = frames.dtype, frames.device
+    slots, n, block_rows, _ = packed.shape
+    dtype, device = inv_depth.dtype, inv_depth.device
     pos_x = _homogeneous(a_matrix, b_vector, 0, rows, inv_depth).div_(z)
     pos_y = _homogeneous(a_matrix, b_vector, 1, rows, inv_depth).div_(z)
-    # A point lands if one of its neighbours is inside: position in (0, W + 1) x (0, H + 1).
+    # A point lands if one of its neighbours is inside: position in (0, W + 1) x (0, H + 1),
+    # i.e. pos * (W + 1 - pos) > 0 on both axes (NaN for invalid points fails).
     # The others (TrajectoryCrafter clamps them into the border) get weight 0 at their own
     # source pixel instead: piling them onto one border cell would serialise the scatter.
-    lands = valid & (pos_x > 0) & (pos_x < width + 1) & (pos_y > 0) & (pos_y < height + 1)
+    inside_x = torch.sub(width + 1, pos_x).mul_(pos_x)
+    inside_y = torch.sub(height + 1, pos_y).mul_(pos_y)
+    lands = torch.minimum(inside_x, inside_y) > 0
     u = torch.arange(1, width + 1, dtype=dtype, device=device)
     v = torch.arange(rows.start + 1, rows.stop + 1, dtype=dtype, device=device)[:, None]
     pos_x = torch.where(lands, pos_x, u)
     pos_y = torch.where(lands, pos_y, v)
+    x0, y0 = torch.floor(pos_x), torch.floor(pos_y)
 
-    x0, x1 = torch.floor(pos_x), torch.ceil(pos_x)
-    y0, y1 = torch.floor(pos_y), torch.ceil(pos_y)
-    # Bilinear weights 1 - (pos - floor) and 1 - (ceil - pos), TrajectoryCrafter's expressions
-    # (both are 1 on an integer position).
-    wy0 = torch.sub(y0, pos_y).add_(1.0)
-    wy1 = torch.sub(pos_y, y1).add_(1.0)
-    wx0 = torch.sub(x0, pos_x).add_(1.0)
-    wx1 = torch.sub(pos_x, x1).add_(1.0)
-    if peak is None:
-        depth_weight = lands.to(dtype)
-    else:
-        depth_weight = target_depth.clamp(0.0, MAX_SPLAT_DEPTH).log1p_()
-        depth_weight = torch.where(lands, depth_weight.mul_(-SOFT_ZBUFFER_SHARPNESS / peak), -torch.inf)
-        depth_weight.exp_()
-    wx0.mul_(depth_weight)
-    wx1.mul_(depth_weight)
-    # values[c] = weight * colour c for the 4 neighbours, values[C] = weight.
-    values = torch.empty(channels + 1, 4, n, block_rows, width, dtype=dtype, device=device)
-    weights = values[channels]
-    torch.mul(wy0, wx0, out=weights[0])
-    torch.mul(wy0, wx1, out=weights[1])
-    torch.mul(wy1, wx0, out=weights[2])
-    torch.mul(wy1, wx1, out=weights[3])
+    # TrajectoryCrafter's bilinear weights are 1 - (pos - floor) at floor and 1 - (ceil - pos)
+    # at ceil, both 1 on an integer position, where floor and ceil are the same pixel. So, with
+    # f = pos - floor: 1 - f (+ 1 if f == 0) at floor and f at floor + 1.
+    fx = pos_x.sub_(x0)
+    fy = pos_y.sub_(y0)
+    gx = torch.sub(1.0, fx).add_(fx == 0)
+    gy = torch.sub(1.0, fy).add_(fy == 0)
+    scale = lands.to(dtype) if depth_weight is None else torch.where(lands, depth_weight, 0.0)
+    gx.mul_(scale)
+    fx.mul_(scale)
+    weights = torch.empty(4, n, block_rows, width, dtype=dtype, device=device)
+    torch.mul(gy, gx, out=weights[0])
+    torch.mul(gy, fx, out=weights[1])
+    torch.mul(fy, gx, out=weights[2])
+    torch.mul(fy, fx, out=weights[3])
 
-    # Flat canvas indices, in the floating dtype while exact (integers below 2^24 in float32).
+    # Flat cell index of the floor neighbour (in the floating dtype while exact: float32 holds
+    # integers up to 2^24), plus each frame's canvas offset; the others are at +1, +W+2, +W+3.
     padded = (height + 2) * (width + 2)
     index_dtype = dtype
     if dtype != torch.float64 and n * padded > _EXACT_FLOAT32_INTEGERS:
         index_dtype = torch.float64
-    offset = torch.arange(n, dtype=index_dtype, device=device)[:, None, None] * padded
-    row0 = torch.add(offset, y0.to(index_dtype), alpha=width + 2)
-    row1 = torch.add(offset, y1.to(index_dtype), alpha=width + 2)
-    col0, col1 = x0.to(index_dtype), x1.to(index_dtype)
-    flat = torch.empty(4, n, block_rows, width, dtype=index_dtype, device=device)
-    torch.add(row0, col0, out=flat[0])
-    torch.add(row0, col1, out=flat[1])
-    torch.add(row1, col0, out=flat[2])
-    torch.add(row1, col1, out=flat[3])
-    index = flat.view(-1).long()
+    base = torch.add(x0.to(index_dtype), y0.to(index_dtype), alpha=width + 2)
+    if n > 1:
+        base += torch.arange(n, dtype=index_dtype, device=device)[:, None, None] * padded
+    corners = torch.tensor([0, 1, width + 2, width + 3], device=device)
+    index = (base.view(1, -1).long() + corners[:, None]).view(-1)
 
-    if peak is None:  # hard z-buffer: keep splats near the nearest depth reaching their pixel
-        splat_depth = torch.where(lands, target_depth, torch.inf)
-        splat_depth = splat_depth.expand(4, n, block_rows, width).reshape(-1)
+    if depth_weight is None:  # hard z-buffer: keep splats near the nearest depth on their pixel
+        splat_depth = torch.where(weights > 0, target_depth, torch.inf).view(-1)
         nearest = torch.full((n * padded,), torch.inf, dtype=dtype, device=device)
         nearest.scatter_reduce_(0, index, splat_depth, reduce="amin")
         keep = splat_depth <= nearest.gather(0, index).mul_(1.0 + HARD_ZBUFFER_RTOL)
         weights.mul_(keep.view(weights.shape))
 
-    for channel in range(channels):
-        torch.mul(weights, frames[:, channel], out=values[channel])
-    canvas.scatter_add_(1, index.expand(channels + 1, -1), values.view(channels + 1, -1))
+    values = torch.mul(weights, packed[:, None])  # (slots, 4, n, rows, W)
+    canvas.scatter_add_(1, index.expand(slots, -1), values.view(slots, -1))
 
 
 def _clean(warped: torch.Tensor, mask: torch.Tensor) -> None:

@@ -8,6 +8,8 @@ centre pixel of frame 0 by an extreme angle, and the ground truth seen from that
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, Field, model_validator
 
@@ -34,9 +36,8 @@ class SyntheticConfig(BaseModel):
     elevation_range: tuple[float, float] = Field(
         (0.0, 20.0), description="Orbit angle theta in degrees (upwards, away from the floor)."
     )
-    trajectory: str = Field(
+    trajectory: Literal["direct", "gradual"] = Field(
         "direct",
-        pattern="^(direct|gradual)$",
         description="direct: every target frame at the final pose; gradual: move there.",
     )
     samples_per_pixel: int = Field(1, description="1, or 4 for 2x2 supersampled colour.")
@@ -87,8 +88,9 @@ class SyntheticDataset:
             motion=motion,
             target=target,
             target_depth=target_depth,
+            pivot_depth=pivot,
+            trajectory=cfg.trajectory,
             caption="textured spheres and boxes moving in a textured room",
-            metadata={"pivot_depth": pivot, "trajectory": cfg.trajectory},
         )
 
     def _motion(self, generator: torch.Generator) -> Motion:

@@ -134,6 +134,13 @@ def test_apply_overrides_sets_nested_values_without_touching_the_input():
     assert data["rewards"][1] == {"kind": "b"}
 
 
+def test_changing_kind_drops_the_old_components_fields():
+    data = {"dataset": {"kind": "synthetic", "frames": 8}, "depth": {"kind": "a", "x": 1}}
+    result = apply_overrides(data, ["dataset.kind=video", "dataset.path=c.mp4", "depth.kind=a"])
+    assert result["dataset"] == {"kind": "video", "path": "c.mp4"}
+    assert result["depth"] == {"kind": "a", "x": 1}
+
+
 def test_override_index_out_of_range_is_a_usage_error():
     with pytest.raises(UsageError, match="out of range"):
         apply_overrides({"rewards": [{"kind": "a"}]}, ["rewards[3].weight=1"])

@@ -42,7 +42,7 @@ def test_target_orbits_the_pivot_by_the_configured_angle():
     )
     for sample in SyntheticDataset(config):
         pivot = pivot_depth_from(sample.source_depth)
-        assert sample.metadata["pivot_depth"] == pytest.approx(pivot)
+        assert sample.pivot_depth == pytest.approx(pivot)
         assert 70 <= abs(sample.motion.phi) <= 80 and sample.motion.theta == 0
         center = camera_center(sample.target_w2c[-1])
         offset = center - torch.tensor([0.0, 0.0, pivot])
@@ -56,7 +56,7 @@ def test_direct_and_gradual_trajectories():
     sample = SyntheticDataset(config)[0]
     torch.testing.assert_close(sample.target_w2c[0], torch.eye(4))
     expected = orbit_trajectory(
-        sample.motion, n_frames=5, pivot_depth=sample.metadata["pivot_depth"], mode="direct"
+        sample.motion, n_frames=5, pivot_depth=sample.pivot_depth, mode="direct"
     )
     torch.testing.assert_close(sample.target_w2c[-1], expected[-1])
 

@@ -1,0 +1,81 @@
+"""``devis run CONFIG``: synthesise one sample's target view and write everything to look at.
+
+The run directory receives the resolved ``config.yaml`` first (so a failed run still says what
+it ran), then ``source.mp4``, ``render.mp4`` and ``mask.mp4`` (the last accumulation step's
+conditions), ``generated.mp4``, ``target.mp4`` when the dataset has ground truth, a
+``comparison.png`` grid and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from devis_core.config import PipelineBase, dump_config, to_yaml
+from devis_core.errors import UsageError
+from devis_core.media import save_comparison, write_mask_video, write_video
+from devis_core.pipeline import Pipeline
+from devis_core.registry import Registry
+
+
+def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = True) -> Path:
+    """Run the configured accumulator and backbone on one sample; return the run directory."""
+    pipeline = Pipeline(config, registry)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.yaml").write_text(to_yaml(dump_config(config, registry)))
+
+    dataset = pipeline.dataset
+    if config.run.sample >= len(dataset):
+        raise UsageError(f"run.sample={config.run.sample} but the dataset has {len(dataset)}")
+    sample = dataset[config.run.sample]
+    frames = sample.num_frames
+    steps = getattr(getattr(pipeline.accumulator, "config", None), "steps", None)
+    generated_frames = 0
+    with tqdm(
+        desc="accumulation steps", total=steps, unit="step", disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:  # fmt: skip
+
+        def advance(video: Any) -> None:
+            nonlocal generated_frames
+            generated_frames += int(video.shape[0])
+            bar.update(1)
+            bar.set_postfix(frames=generated_frames)
+
+        started = time.perf_counter()
+        result = pipeline.synthesize(sample, on_generate=advance)
+        seconds = time.perf_counter() - started
+
+    video = result.video.cpu()
+    cond = result.conditions
+    render, mask = cond.render[-frames:].cpu(), cond.mask[-frames:].cpu()
+    fps = sample.fps
+    write_video(output / "source.mp4", sample.source, fps)
+    write_video(output / "render.mp4", cond.render.cpu(), fps)
+    write_mask_video(output / "mask.mp4", cond.mask.cpu(), fps)
+    write_video(output / "generated.mp4", video, fps)
+    rows = [("source", sample.source), ("render", render), ("generated", video)]
+    if sample.target is not None:
+        write_video(output / "target.mp4", sample.target, fps)
+        rows.append(("ground truth", sample.target))
+    save_comparison(output / "comparison.png", rows)
+
+    metrics: dict[str, Any] = {
+        "sample_id": sample.sample_id,
+        "generator_calls": result.generator_calls,
+        "seconds": round(seconds, 3),
+        "visible_fraction": float(mask.float().mean()),
+    }
+    metrics.update({name: _finite(value) for name, value in pipeline.score(sample, video).items()})
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return output
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

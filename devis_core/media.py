@@ -1,0 +1,183 @@
+"""Reading and writing videos, depth maps and figures, with errors that name the file.
+
+Videos are DEVIS tensors ``(T, 3, H, W)`` float32 in ``[0, 1]``. Depth maps are ``(T, H, W)``
+float32 in scene units. Several plugins read these (a video dataset, a depth-from-files
+estimator) and every engine writes them, so they live in the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from devis_core.errors import UsageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEPTH_SUFFIXES = (".npy", ".npz", ".png")
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """``(T, 3, H, W)`` in [0, 1] as ``(T, H, W, 3)`` uint8 (what encoders and images take)."""
+    return (video.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def write_video(path: Path, video: torch.Tensor, fps: float) -> Path:
+    """Encode a video as H.264 mp4 (even sizes are padded by one pixel row/column if needed)."""
+    import imageio.v2 as imageio
+
+    frames = to_uint8_frames(video)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=1, quality=8)
+    return path
+
+
+def write_mask_video(path: Path, mask: torch.Tensor, fps: float) -> Path:
+    """A ``(T, H, W)`` bool mask as a black-and-white video (white = visible)."""
+    return write_video(path, mask.float().unsqueeze(1).expand(-1, 3, -1, -1), fps)
+
+
+def read_video(path: Path, max_frames: int | None = None) -> torch.Tensor:
+    """A video file or a folder of images (sorted by name) as ``(T, 3, H, W)`` in [0, 1]."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+        files = files[:max_frames] if max_frames else files
+        frames = [_read_image(p) for p in files]
+        sizes = {f.shape for f in frames}
+        if len(sizes) > 1:
+            raise UsageError(f"images in {path} have different sizes: {sorted(sizes)}")
+        array = np.stack(frames)
+    else:
+        array = _read_video_file(path, max_frames)
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 255
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import imageio.v2 as imageio
+
+    try:
+        image = np.asarray(imageio.imread(path))
+    except Exception as error:
+        raise UsageError(f"cannot read image {path}: {error}") from None
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8:
+        raise UsageError(f"image {path} is {image.dtype}; expected 8-bit colour")
+    return image[..., :3]
+
+
+def _read_video_file(path: Path, max_frames: int | None) -> np.ndarray:
+    import imageio.v2 as imageio
+
+    if not path.is_file():
+        raise UsageError(f"video not found: {path}")
+    frames = []
+    try:
+        with imageio.get_reader(path) as reader:
+            for frame in reader:
+                frames.append(np.asarray(frame)[..., :3])
+                if max_frames and len(frames) >= max_frames:
+                    break
+    except Exception as error:
+        raise UsageError(f"cannot read video {path}: {error}") from None
+    if not frames:
+        raise UsageError(f"video {path} has no frames")
+    return np.stack(frames)
+
+
+def read_depth_maps(path: Path, scale: float = 1.0, max_frames: int | None = None) -> torch.Tensor:
+    """Depth maps, one per frame, as ``(T, H, W)`` float32 times ``scale``.
+
+    ``path`` is a ``.npy`` / ``.npz`` array of shape ``(T, H, W)`` (an ``.npz`` holds one array,
+    or several of which the one named ``depth`` is used), or a folder of per-frame ``.npy``
+    files or 16-bit PNGs (sorted by name). 16-bit PNGs store ``depth / scale`` as integers, so
+    ``scale`` converts them back to scene units (for example 0.001 for millimetres).
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".npy", ".png"))
+        if not files:
+            raise UsageError(f"no depth maps (.npy or 16-bit .png) in folder {path}")
+        files = files[:max_frames] if max_frames else files
+        maps = [_read_depth_file(p) for p in files]
+        shapes = {m.shape for m in maps}
+        if len(shapes) > 1:
+            raise UsageError(f"depth maps in {path} have different sizes: {sorted(shapes)}")
+        array = np.stack(maps)
+    elif path.is_file():
+        array = _read_depth_file(path)
+        if array.ndim != 3:
+            raise UsageError(f"{path} holds shape {array.shape}; expected (frames, height, width)")
+        array = array[:max_frames] if max_frames else array
+    else:
+        raise UsageError(f"depth not found: {path}")
+    return torch.from_numpy(array.astype(np.float32) * scale)
+
+
+def _read_depth_file(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.keys())
+                name = "depth" if "depth" in names else names[0] if len(names) == 1 else None
+                if name is None:
+                    raise UsageError(f"{path} holds {names}; name the depth array 'depth'")
+                return archive[name]
+        if suffix == ".png":
+            import imageio.v2 as imageio
+
+            image = np.asarray(imageio.imread(path))
+            if image.dtype != np.uint16 or image.ndim != 2:
+                raise UsageError(
+                    f"{path} is {image.dtype} with {image.ndim} dims; depth PNGs must be "
+                    "single-channel 16-bit"
+                )
+            return image.astype(np.float32)
+    except UsageError:
+        raise
+    except Exception as error:
+        raise UsageError(f"cannot read depth map {path}: {error}") from None
+    raise UsageError(f"{path}: depth maps must be {', '.join(DEPTH_SUFFIXES)}")
+
+
+def save_comparison(path: Path, rows: Sequence[tuple[str, torch.Tensor]], columns: int = 5) -> Path:
+    """A grid figure: one row per labelled video, ``columns`` evenly spaced frames each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = rows[0][1].shape[0]
+    picks = np.linspace(0, frames - 1, min(columns, frames)).round().astype(int)
+    height, width = rows[0][1].shape[-2:]
+    figure, axes = plt.subplots(
+        len(rows), len(picks), squeeze=False,
+        figsize=(1.8 * len(picks) * width / height + 0.8, 1.8 * len(rows)),
+    )  # fmt: skip
+    for row, (label, video) in enumerate(rows):
+        images = to_uint8_frames(video)
+        for column, frame in enumerate(picks):
+            axis = axes[row][column]
+            axis.imshow(images[frame])
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(f"frame {frame}", fontsize=8)
+            if column == 0:
+                axis.set_ylabel(label, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
