@@ -14,6 +14,8 @@ the last step lands exactly on the sample's target.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +27,6 @@ from pydantic import BaseModel, Field, model_validator
 from devis_core.errors import UsageError
 from devis_core.geometry import (
     Motion,
-    cumulative_motions,
     decompose_motion,
     forward_warp,
     lift,
@@ -33,6 +34,7 @@ from devis_core.geometry import (
     relative_pose,
     transform_points,
 )
+from devis_core.geometry.interpolation import interpolate_pose
 from devis_core.types import (
     AccumulationResult,
     Backbone,
@@ -76,22 +78,42 @@ def reproject(
     return Reprojection(warped[:, :3], mask, warped[:, 3] * mask)
 
 
+Position = Motion | float
+"""Where a camera is on the way to the target: an orbit :class:`Motion` for samples that have
+one, else the fraction of the way from the source camera to the target camera."""
+
+
 class CameraPath:
-    """The cameras on the way from a sample's source to its target, by partial motion."""
+    """The cameras on the way from a sample's source to its target.
+
+    Samples with an orbit motion and a pivot (the synthetic world, user videos) move in
+    TrajectoryCrafter's parameter space: the camera after part of the motion is the orbit pose
+    of that partial motion, on top of the source camera. Other samples (real datasets with
+    arbitrary target poses) move a fraction of the way along the shortest rigid path
+    (:func:`~devis_core.geometry.interpolation.interpolate_pose`), frame by frame.
+    """
 
     def __init__(self, sample: ViewSynthesisSample):
-        if sample.motion is None or sample.pivot_depth is None:
-            raise UsageError(
-                f"sample {sample.sample_id!r} has no orbit motion (theta, phi, r, x, y) and "
-                "pivot depth: accumulation strategies need them to place intermediate cameras"
-            )
         self.sample = sample
+        self.orbit = sample.motion is not None and sample.pivot_depth is not None
 
-    def poses(self, motion: Motion) -> torch.Tensor:
-        """World-to-camera ``(T, 4, 4)`` of the cameras after ``motion`` (of the full motion)."""
+    @property
+    def start(self) -> Position:
+        return Motion.zero() if self.orbit else 0.0
+
+    @property
+    def end(self) -> Position:
+        return self.sample.motion if self.orbit else 1.0
+
+    def poses(self, position: Position) -> torch.Tensor:
+        """World-to-camera ``(T, 4, 4)`` of the cameras at ``position``."""
         sample = self.sample
+        if not self.orbit:
+            return interpolate_pose(sample.source_w2c, sample.target_w2c, float(position))
+        if not isinstance(position, Motion):
+            raise UsageError("this sample moves by an orbit Motion, not by a fraction")
         orbit = orbit_trajectory(
-            motion,
+            position,
             n_frames=sample.num_frames,
             pivot_depth=sample.pivot_depth,
             mode=sample.trajectory,
@@ -99,19 +121,42 @@ class CameraPath:
         )
         return orbit @ sample.source_w2c.to(orbit.dtype)
 
+    @staticmethod
+    def between(start: Position, end: Position, fraction: float) -> Position:
+        """The position ``fraction`` of the way from ``start`` to ``end``."""
+        return start + (end + start * -1.0) * fraction
+
     def cumulative(
-        self, increments: Sequence[Motion] | None, steps: int, shares: Sequence[float] | None
-    ) -> list[Motion]:
-        """The motion after each step: from ``increments`` if given, else split by the config."""
-        motion = self.sample.motion
+        self,
+        increments: Sequence[Position] | None,
+        steps: int,
+        shares: Sequence[float] | None,
+    ) -> list[Position]:
+        """The position after each step: from ``increments`` if given, else split by shares.
+
+        Increments are :class:`Motion` for orbit samples and fractions for the others.
+        """
+        weights = list(shares) if shares else [1.0] * steps
         if increments is None:
-            increments = decompose_motion(motion, list(shares) if shares else [1.0] * steps)
-        reached = cumulative_motions(increments)
-        if not reached or not _close(reached[-1], motion):
+            if self.orbit:
+                increments = decompose_motion(self.sample.motion, weights)
+            else:
+                total = math.fsum(weights)
+                increments = [w / total for w in weights]
+        kind = Motion if self.orbit else float
+        if not increments or not all(isinstance(i, kind) for i in increments):
             raise UsageError(
-                f"increments sum to {reached[-1] if reached else None}, not to the sample's "
-                f"motion {motion}"
+                f"sample {self.sample.sample_id!r} needs increments of type {kind.__name__}"
             )
+        reached: list[Position] = list(itertools.accumulate(increments))
+        if self.orbit and not _close(reached[-1], self.end):
+            raise UsageError(
+                f"increments sum to {reached[-1]}, not to the sample's motion {self.end}"
+            )
+        if not self.orbit:
+            if abs(reached[-1] - 1.0) > 1e-6:
+                raise UsageError(f"fractions sum to {reached[-1]}, not to 1")
+            reached[-1] = 1.0
         return reached
 
 
@@ -190,8 +235,8 @@ class Step:
     previous: ViewSynthesisSample
     """``V_{k-1}`` as a sample: the source at step 0, else the last generated video."""
 
-    previous_motion: Motion
-    motion: Motion
+    previous_position: Position
+    position: Position
     previous_poses: torch.Tensor
     poses: torch.Tensor
     source_depth: torch.Tensor
@@ -230,25 +275,25 @@ class StepwiseAccumulator(ABC):
         generator: torch.Generator | None = None,
     ) -> AccumulationResult:
         path = CameraPath(sample)
-        motions = path.cumulative(increments, self.config.steps, self.config.shares)
+        positions = path.cumulative(increments, self.config.steps, self.config.shares)
         source_depth = depth.estimate(sample.source, sample)
-        previous, previous_motion, previous_poses = sample, Motion.zero(), sample.source_w2c
+        previous, previous_position, previous_poses = sample, path.start, sample.source_w2c
         videos: list[torch.Tensor] = []
-        for index, motion in enumerate(motions):
-            poses = path.poses(motion)
+        for index, position in enumerate(positions):
+            poses = path.poses(position)
             step = Step(
-                index, sample, depth, previous, previous_motion, motion, previous_poses, poses,
-                source_depth,
+                index, sample, depth, previous, previous_position, position, previous_poses,
+                poses, source_depth,
             )  # fmt: skip
             conditions = self.conditions(step, path)
             video = self.keep(backbone.generate(conditions, generator), step)
             videos.append(video)
             previous = generated_sample(sample, video, poses, conditions, index)
-            previous_motion, previous_poses = motion, poses
+            previous_position, previous_poses = position, poses
         return AccumulationResult(
             video=videos[-1],
             conditions=conditions,
-            generator_calls=len(motions),
+            generator_calls=len(positions),
             intermediate=videos[:-1],
         )
 

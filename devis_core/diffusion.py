@@ -131,15 +131,21 @@ def ddim_step(
     mean, std = ddim_posterior(sample, v, alpha, alpha_prev, eta)
     if float(std) == 0.0:
         return mean, mean, std
-    noise = randn_like_on(mean, generator)
+    noise = standard_normal(mean.shape, generator, mean.device)
     return mean + std * noise, mean, std
 
 
-def randn_like_on(reference: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like ``reference``, drawn from ``generator`` (float32)."""
-    device = generator.device if generator is not None else reference.device
-    noise = torch.randn(reference.shape, generator=generator, device=device, dtype=torch.float32)
-    return noise.to(reference.device)
+def standard_normal(
+    shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str
+) -> Tensor:
+    """Float32 standard normal noise drawn from ``generator``, then moved to ``device``.
+
+    Drawing on the generator's device (the CPU for DEVIS's generators) makes the same seed give
+    the same noise on every accelerator.
+    """
+    draw_on = generator.device if generator is not None else device
+    noise = torch.randn(tuple(shape), generator=generator, device=draw_on, dtype=torch.float32)
+    return noise.to(device)
 
 
 def noisy_sample_and_v_target(x0: Tensor, noise: Tensor, alphas: Tensor) -> tuple[Tensor, Tensor]:

@@ -49,7 +49,7 @@ class LPIPSSettings(BaseModel):
 
 
 def trunk_file(net: str, weights_path: str | Path | None) -> Path:
-    """The file the trunk weights come from, or :class:`MissingWeightsError` saying how to get it."""
+    """The trunk weights file, or a :class:`MissingWeightsError` saying how to get it."""
     file = TRUNK_FILES[net]
     how = (
         f"Download {TRUNK_URL.format(file=file)} (torchvision's ImageNet weights of the LPIPS "
@@ -131,9 +131,7 @@ class LPIPSDistance:
     def __call__(self, prediction: Tensor, target: Tensor) -> Tensor:
         """``(T, 3, H, W)`` or ``(B, T, 3, H, W)`` videos in ``[0, 1]`` -> one value per video."""
         if prediction.shape != target.shape:
-            raise ValueError(
-                f"shape mismatch: {tuple(prediction.shape)} vs {tuple(target.shape)}"
-            )
+            raise ValueError(f"shape mismatch: {tuple(prediction.shape)} vs {tuple(target.shape)}")
         pred, batched = as_batch(prediction)
         true, _ = as_batch(target)
         batch, frames = pred.shape[:2]
@@ -142,8 +140,8 @@ class LPIPSDistance:
         self.model.to(pred.device)
         step = self.frames_per_pass
         distances = [
-            self.model(flat_pred[i : i + step].float(), flat_true[i : i + step].float(), normalize=True)
-            for i in range(0, batch * frames, step)
+            self.model(a.float(), b.float(), normalize=True)
+            for a, b in zip(flat_pred.split(step), flat_true.split(step), strict=True)
         ]
         value = torch.cat(distances).reshape(batch, frames).mean(dim=1).to(prediction.dtype)
         return value if batched else value[0]

@@ -60,10 +60,9 @@ class BulletTimeAccumulation(StepwiseAccumulator):
 
     def bullet_poses(self, step: Step, path: CameraPath) -> torch.Tensor:
         """The ``n`` cameras of the prefix: frame 0's camera moving to its new pose."""
-        increment = step.motion + step.previous_motion * -1.0
         return torch.stack(
             [
-                path.poses(step.previous_motion + increment * fraction)[0]
+                path.poses(path.between(step.previous_position, step.position, fraction))[0]
                 for fraction in bullet_fractions(self.config.bullet_frames)
             ]
         )

@@ -1,7 +1,9 @@
-"""Reward term ``psnr-visible``: pixel fidelity to the reprojected source (Eq. 15).
+"""Reward terms ``psnr-visible``, ``ssim-visible`` and ``lpips-source`` (Eq. 15-16).
 
-PSNR between the generated video and the source reprojected to the target camera, inside the
-visibility mask only: where the source was seen, the generation should not change it.
+Pixel-level fidelity: PSNR and SSIM between the generated video and the source reprojected to
+the target camera, inside the visibility mask only (where the source was seen, the generation
+should not change it). Semantic-level fidelity: LPIPS between the generated video and the
+source video itself, frame by frame (lower is better).
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.measures import psnr
+from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
+from devis_core.measures import psnr, ssim
 from devis_core.types import RewardInputs
 
 
 class VisiblePSNRConfig(BaseModel):
     """The visible-region PSNR term has no settings of its own."""
+
+
+class VisibleSSIMConfig(BaseModel):
+    """The visible-region SSIM term has no settings of its own."""
+
+
+class SourceLPIPSConfig(LPIPSSettings):
+    """LPIPS network and where its trunk weights are."""
 
 
 class VisiblePSNR:
@@ -31,6 +42,39 @@ class VisiblePSNR:
         return psnr(batch.generated, batch.render, batch.mask)
 
 
+class VisibleSSIM:
+    """SSIM between generated video and render, inside the eroded visibility mask."""
+
+    higher_is_better = True
+    default_range = (0.0, 1.0)
+
+    def __init__(self, config: VisibleSSIMConfig):
+        self.config = config
+
+    def score(self, batch: RewardInputs) -> torch.Tensor:
+        return ssim(batch.generated, batch.render, batch.mask)
+
+
+class SourceLPIPS:
+    """LPIPS between the generated video and the source video, per frame (lower is better)."""
+
+    higher_is_better = False
+    default_range = (0.0, 1.0)
+
+    def __init__(self, config: SourceLPIPSConfig):
+        self.config = config
+        self.distance = LPIPSDistance(config)
+
+    def to(self, device: torch.device | str) -> SourceLPIPS:
+        self.distance.to(device)
+        return self
+
+    def score(self, batch: RewardInputs) -> torch.Tensor:
+        return self.distance(batch.generated, batch.source)
+
+
 @devis_core.hookimpl
 def devis_register_reward_terms(register):
     register("psnr-visible", VisiblePSNR, VisiblePSNRConfig)
+    register("ssim-visible", VisibleSSIM, VisibleSSIMConfig)
+    register("lpips-source", SourceLPIPS, SourceLPIPSConfig)

@@ -1,0 +1,41 @@
+"""Metric ``lpips``: learned perceptual distance to the ground-truth target (Zhang et al. 2018).
+
+Computed per frame with the ``lpips`` package (AlexNet trunk by default, VGG as an option) and
+averaged over frames. The trunk's ImageNet weights are read from a local file
+(:mod:`devis_core.lpips_loading` says which file and where to get it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+import devis_core
+from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
+
+
+class LPIPSConfig(LPIPSSettings):
+    """LPIPS network and where its trunk weights are."""
+
+
+class LPIPSMetric:
+    """LPIPS per frame against the target, averaged over frames (lower is better)."""
+
+    higher_is_better = False
+
+    def __init__(self, config: LPIPSConfig):
+        self.config = config
+        self.distance = LPIPSDistance(config)
+
+    def to(self, device: torch.device | str) -> LPIPSMetric:
+        self.distance.to(device)
+        return self
+
+    def compute(
+        self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.distance(prediction, target)
+
+
+@devis_core.hookimpl
+def devis_register_metrics(register):
+    register("lpips", LPIPSMetric, LPIPSConfig)
