@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import re
 import statistics
@@ -183,23 +184,25 @@ def make_inputs(
     from devis_core.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
 
     gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n_frames, 3, height // 16 + 1, width // 16 + 1, generator=gen)
-    frames = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
-    frames = (0.8 * frames + 0.2 * torch.rand(n_frames, 3, height, width, generator=gen)).clamp(
-        0, 1
-    )
-    coarse_depth = torch.rand(n_frames, 1, height // 32 + 1, width // 32 + 1, generator=gen)
-    depth = F.interpolate(coarse_depth, size=(height, width), mode="bicubic", align_corners=False)
-    depth = 2.0 + 4.0 * depth[:, 0].clamp(0, 1)
-    depth = depth + 0.02 * torch.rand(n_frames, height, width, generator=gen)
+    frames = torch.empty(n_frames, 3, height, width, dtype=dtype)
+    depth = torch.empty(n_frames, height, width, dtype=dtype)
+    for i in range(n_frames):  # frame by frame, to keep the temporaries small
+        coarse = torch.rand(1, 3, height // 16 + 1, width // 16 + 1, generator=gen)
+        texture = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+        texture.mul_(0.8).add_(torch.rand(1, 3, height, width, generator=gen), alpha=0.2)
+        frames[i] = texture[0].clamp_(0, 1)
+        coarse = torch.rand(1, 1, height // 32 + 1, width // 32 + 1, generator=gen)
+        smooth = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+        smooth = smooth[0, 0].clamp_(0, 1).mul_(4.0).add_(2.0)
+        depth[i] = smooth.add_(torch.rand(height, width, generator=gen), alpha=0.02)
     scale = width / 1024
     K = make_intrinsics(500 * scale, 500 * scale, 512 * scale, 288 * scale, dtype=torch.float64)
     w2c_tgt = orbit_trajectory(
         15.0, 40.0, 0.0, 0.0, 0.0, n_frames, pivot_depth_from(depth), dtype=torch.float64
     )
     return {
-        "frames": frames.to(dtype),
-        "depth": depth.to(dtype),
+        "frames": frames,
+        "depth": depth,
         "K_src": K,
         "w2c_src": torch.eye(4, dtype=torch.float64),
         "K_tgt": K,
@@ -211,18 +214,18 @@ def behind_target(inputs: dict[str, torch.Tensor]) -> int:
     """How many source points land behind the target camera (where the reference is wrong)."""
     from devis_core.geometry import lift, relative_pose, transform_points
 
-    points = lift(inputs["depth"].double(), inputs["K_src"])
     rel = relative_pose(inputs["w2c_src"], inputs["w2c_tgt"])
-    return int((transform_points(rel, points)[..., 2] <= 0).sum())
+    behind = 0
+    for depth, to_target in zip(inputs["depth"].double(), rel, strict=True):
+        points = lift(depth, inputs["K_src"])
+        behind += int((transform_points(to_target, points)[..., 2] <= 0).sum())
+    return behind
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
@@ -231,8 +234,11 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def _peak_rss_gib(n_frames: int, height: int, width: int) -> float:
-    """Peak RSS (GiB) of a fresh process that builds the inputs and warps them once."""
+def _peak_rss_gib(n_frames: int, height: int, width: int) -> tuple[float, float]:
+    """Peak RSS (GiB) of a fresh process that builds the inputs and warps them once.
+
+    Returns (peak after building the inputs, peak after the warp); ``ru_maxrss`` is in KiB.
+    """
     code = (
         "import resource, torch, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
@@ -240,11 +246,13 @@ def _peak_rss_gib(n_frames: int, height: int, width: int) -> float:
         "from devis_core.geometry import forward_warp\n"
         "torch.set_num_threads(2)\n"
         f"inputs = bench.make_inputs({n_frames}, {height}, {width})\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
         "forward_warp(**inputs)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return int(out.stdout.split()[-1]) / 2**20  # ru_maxrss is in KiB on Linux
+    before, after = (int(value) / 2**20 for value in out.stdout.split()[-2:])
+    return before, after
 
 
 def _machine() -> str:
@@ -253,15 +261,14 @@ def _machine() -> str:
     if cpuinfo.exists():
         names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
         model = names[0] if names else model
-    threads = torch.get_num_threads()
     return (
-        f"{model}, {len(__import__('os').sched_getaffinity(0))} cores available, "
-        f"torch {torch.__version__} ({threads} threads), Python {platform.python_version()}"
+        f"{model}, {len(os.sched_getaffinity(0))} cores available, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
     )
 
 
-def benchmark(sizes, devices, ref_frames: int, repeats: int) -> list[dict]:
-    """Time and check both warpers for every (frames, H, W) size and device."""
+def benchmark(sizes, devices, threads: list[int], ref_frames: int, repeats: int) -> list[dict]:
+    """Time and check both warpers for every (frames, H, W) size, device and CPU thread count."""
     from devis_core.geometry import forward_warp
 
     rows = []
@@ -270,14 +277,17 @@ def benchmark(sizes, devices, ref_frames: int, repeats: int) -> list[dict]:
         inputs32 = {**inputs64, "frames": inputs64["frames"].float()}
         inputs32["depth"] = inputs64["depth"].float()
         behind = behind_target(inputs64)
-        for device in devices:
+        runs = [(d, t) for d in devices for t in (threads if d == "cpu" else threads[:1])]
+        agreement = {}
+        for device, n_threads in runs:
+            torch.set_num_threads(n_threads)
 
             def on(inputs, device=device):
                 return {k: v.to(device) for k, v in inputs.items()}
 
             dev32 = on(inputs32)
-            # The reference costs the same per frame whatever the pose but for where points
-            # land, so it is timed on every k-th frame of the trajectory and scaled up.
+            # The reference's cost per frame depends on where the points land, i.e. on the
+            # pose, so it is timed on every k-th frame of the trajectory and scaled up.
             step = max(1, math.ceil(n_frames / ref_frames))
             ref_in = {k: (v[::step] if v.dim() > 2 else v) for k, v in dev32.items()}
             ref_n = ref_in["frames"].shape[0]
@@ -291,28 +301,37 @@ def benchmark(sizes, devices, ref_frames: int, repeats: int) -> list[dict]:
                 forward_warp(**dev32)
                 sync()
 
+            # Alternate the two so that both see the same machine load.
             run_ours()  # warm-up
-            t_ours = _median_time(run_ours, repeats)
-            t_ref = _median_time(run_ref, max(1, repeats // 2)) * n_frames / ref_n
+            times_ours, times_ref = [], []
+            for _ in range(repeats):
+                times_ours.append(_timed(run_ours))
+                times_ref.append(_timed(run_ref) * n_frames / ref_n)
+            t_ours, t_ref = statistics.median(times_ours), statistics.median(times_ref)
 
             # Agreement on the reference frames: float64 exactness, float32 quality.
-            sub64 = {k: (v[::step] if v.dim() > 2 else v) for k, v in on(inputs64).items()}
-            ref64, ref_mask64 = reference_forward_warp(**sub64)
-            ours64, ours_mask64 = forward_warp(**sub64)
-            ours32, ours_mask32 = forward_warp(**ref_in)
-            common = ref_mask64 & ours_mask32
-            rows.append(
-                {
-                    "size": f"{n_frames}x{height}x{width}",
-                    "device": device,
-                    "ref_s": t_ref,
-                    "ref_frames": ref_n,
-                    "ours_s": t_ours,
-                    "speedup": t_ref / t_ours,
+            if device not in agreement:
+                sub64 = {k: (v[::step] if v.dim() > 2 else v) for k, v in on(inputs64).items()}
+                ref64, ref_mask64 = reference_forward_warp(**sub64)
+                ours64, ours_mask64 = forward_warp(**sub64)
+                ours32, ours_mask32 = forward_warp(**ref_in)
+                common = ref_mask64 & ours_mask32
+                agreement[device] = {
                     "max_abs_f64": float((ref64 - ours64).abs().max()),
                     "masks_equal_f64": bool(torch.equal(ref_mask64, ours_mask64)),
                     "psnr_f32": _psnr(ours32, ref64, common),
                     "mask_agree_f32": float((ours_mask32 == ref_mask64).double().mean()),
+                }
+            rows.append(
+                {
+                    "size": f"{n_frames}x{height}x{width}",
+                    "device": device,
+                    "threads": n_threads,
+                    "ref_s": t_ref,
+                    "ref_frames": ref_n,
+                    "ours_s": t_ours,
+                    "speedup": t_ref / t_ours,
+                    **agreement[device],
                     "behind": behind,
                 }
             )
@@ -320,10 +339,10 @@ def benchmark(sizes, devices, ref_frames: int, repeats: int) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], rss_gib: float, rss_size: str) -> str:
+def table(rows: list[dict], rss_gib: tuple[float, float], rss_size: str) -> str:
     lines = [
-        "| size (T x H x W) | device | reference s | ours s | speed-up | max abs diff f64 "
-        "| PSNR f32 (dB) | mask agreement f32 | peak RSS |",
+        "| size (T x H x W) | device (CPU threads) | reference s | ours s | speed-up "
+        "| max abs diff f64 | PSNR f32 (dB) | mask agreement f32 | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -331,9 +350,12 @@ def table(rows: list[dict], rss_gib: float, rss_size: str) -> str:
         if row["ref_frames"] < int(row["size"].split("x")[0]):
             ref += f" (est. from {row['ref_frames']} frames)"
         exact = f"{row['max_abs_f64']:.1e}" + ("" if row["masks_equal_f64"] else " (masks differ)")
-        rss = f"{rss_gib:.2f} GiB" if row["size"] == rss_size and row["device"] == "cpu" else "-"
+        rss = "-"
+        if row["size"] == rss_size and row["device"] == "cpu" and row["threads"] == 2:
+            rss = f"{rss_gib[1]:.2f} GiB ({rss_gib[0]:.2f} before the warp)"
+        device = row["device"] + (f" ({row['threads']})" if row["device"] == "cpu" else "")
         lines.append(
-            f"| {row['size']} | {row['device']} | {ref} | {row['ours_s']:.3f} "
+            f"| {row['size']} | {device} | {ref} | {row['ours_s']:.3f} "
             f"| {row['speedup']:.1f}x | {exact} | {row['psnr_f32']:.1f} "
             f"| {100 * row['mask_agree_f32']:.4f}% | {rss} |"
         )
@@ -343,27 +365,32 @@ def table(rows: list[dict], rss_gib: float, rss_size: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="CPU thread counts to time"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--ref-frames", type=int, default=9, help="frames the reference is timed on (scaled up)"
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     sizes = [(49, 384, 672), (49, 576, 1024)]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = benchmark(sizes, devices, args.ref_frames, args.repeats)
+    load_before = os.getloadavg()[0]
+    rows = benchmark(sizes, devices, args.threads, args.ref_frames, args.repeats)
+    load = f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     rss_size = "49x576x1024"
     rss = _peak_rss_gib(49, 576, 1024)
     text = table(rows, rss, rss_size)
     print(text)
+    print(f"load average: {load}")
     if args.write:
-        write_results(text, rows, args)
+        write_results(text, rows, args, load)
 
 
-def write_results(text: str, rows: list[dict], args: argparse.Namespace) -> None:
+def write_results(text: str, rows: list[dict], args: argparse.Namespace, load: str) -> None:
     """Replace (or append) the forward-warp section of RESULTS.md."""
-    command = f"python benchmarks/warp.py --write --threads {args.threads} " + (
+    threads = " ".join(str(t) for t in args.threads)
+    command = f"python benchmarks/warp.py --write --threads {threads} " + (
         f"--repeats {args.repeats} --ref-frames {args.ref_frames}"
     )
     behind = ", ".join(f"{r['size']}: {r['behind']}" for r in rows if r["device"] == "cpu")
@@ -379,16 +406,20 @@ matmuls, one frame per call, four `index_put_` splats into a padded canvas per b
   intrinsics scaled to the size, a gradual orbit to theta = 15, phi = 40 degrees around the
   centre depth. Source points behind the target camera (where the reference is knowingly
   wrong, so the comparison would be meaningless): {behind}.
-- Times are medians of {args.repeats} runs of the whole video on one device (wall clock). The
-  reference is timed on every k-th frame ({args.ref_frames} frames spread over the trajectory,
-  median of {max(1, args.repeats // 2)} runs) and scaled to the whole video: it makes one call
-  per frame, so its cost is linear in frames.
+- CPU rows set `torch.set_num_threads` to the number in brackets; 2 is the target setting,
+  1 is less sensitive to other processes on a shared machine.
+- Times are wall-clock medians of {args.repeats} alternating runs of each. Ours warps the whole
+  video in one call; the reference is timed on every k-th frame (about {args.ref_frames} frames
+  spread over the trajectory) and scaled to the whole video: it makes one call per frame, so
+  its cost is linear in frames. Load average (1 min) during the run: {load}; the machine is
+  shared, so absolute times vary by tens of percent between runs.
 - "max abs diff f64" compares both in float64 on the reference frames (masks must be identical);
   "PSNR f32" is ours in float32 against the float64 reference on the pixels both cover, and
   "mask agreement f32" the fraction of pixels where ours in float32 and the float64 reference
   agree on the mask.
 - Peak RSS: `ru_maxrss` of a fresh process that builds the 49 x 576 x 1024 inputs and warps
-  them once on the CPU (inputs and outputs included).
+  them once on the CPU (inputs and outputs included); in brackets, the peak reached while
+  building the inputs, before the warp started.
 
 {text}
 """

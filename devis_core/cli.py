@@ -15,7 +15,7 @@ import click
 
 from devis_core import __version__
 from devis_core.config import PipelineBase, dump_config, load_config, pipeline_model, to_yaml
-from devis_core.errors import DevisError, EngineNotAvailableError, UsageError
+from devis_core.errors import DevisError, UsageError
 from devis_core.plugins import load_registry
 from devis_core.registry import Registry
 from devis_core.slots import SLOTS, get_slot
@@ -150,10 +150,14 @@ def run(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the run in this directory from its last checkpoint.",
 )
-def train(config: Path, overrides: tuple[str, ...], resume: Path | None) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def train(config: Path, overrides: tuple[str, ...], resume: Path | None, quiet: bool) -> None:
     """Train a backbone with an algorithm (GRPO, DPO, SFT) from a pipeline config."""
-    _load(config, overrides)
-    raise EngineNotAvailableError("`devis train` is not available in this release yet")
+    from devis_core.engines.train import train_pipeline
+
+    registry, pipeline = _load(config, overrides)
+    directory = train_pipeline(pipeline, registry, resume=resume, progress=not quiet)
+    click.echo(f"written to {directory}", err=True)
 
 
 @cli.command(name="eval")

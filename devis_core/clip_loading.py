@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 from devis_core.errors import MissingWeightsError, UsageError
 from devis_core.measures import to_uint8_levels
@@ -33,6 +32,8 @@ CLIP_HOW_TO_GET = (
 
 def clip_preprocess(frames: Tensor) -> Tensor:
     """``(N, 3, H, W)`` in ``[0, 1]`` -> CLIP input ``(N, 3, 224, 224)``, as VBench prepares it."""
+    from torchvision.transforms import functional as TF  # torchvision is slow to import
+
     levels = to_uint8_levels(frames).to(torch.uint8)
     resized = TF.resize(
         levels, CLIP_SIZE, interpolation=TF.InterpolationMode.BICUBIC, antialias=False

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from devis_core.errors import ConfigError, UsageError, unknown_component_message
 from devis_core.registry import Registry
@@ -61,6 +69,77 @@ class RunSection(BaseModel):
     sample: int = Field(0, ge=0, description="Index of the dataset sample to synthesise.")
 
 
+class WarmStartSection(BaseModel):
+    """The supervised LoRA fine-tune for small views that precedes RL (the paper's warm start)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(0, ge=0, description="Optimizer steps of the warm start; 0: none.")
+    batch_size: int = Field(2, ge=1, description="Pairs per optimizer step.")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm start.")
+    dataset: dict[str, Any] | None = Field(
+        None,
+        description="A dataset entry {kind: ..., ...} of small-motion pairs with ground-truth "
+        "targets (e.g. synthetic with azimuth_range [5, 15]); the source reprojected to the "
+        "target is the input, the target the output. Null: the main dataset.",
+    )
+
+
+class TrainingSection(BaseModel):
+    """How ``devis train`` runs: sampling rounds, the optimizer and its schedule (TRL names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(50, ge=1, description="Sampling rounds (the paper: 50).")
+    groups_per_round: int = Field(
+        32, ge=1, description="Groups (source video + target motion) per round (the paper: 32)."
+    )
+    sampling: Literal["devis", "vanilla"] = Field(
+        "devis",
+        description="devis: each sample runs the accumulator with its own K in [k_min, k_max] "
+        "and unequal increments (Eq. 14); vanilla: one step (K = 1), only the noise differs.",
+    )
+    k_min: int = Field(1, ge=1, description="Smallest step count K of a DEVIS sample.")
+    k_max: int = Field(3, ge=1, description="Largest step count K of a DEVIS sample.")
+    same_noise: bool = Field(
+        False, description="Every sample of a group starts from the same initial noise."
+    )
+    train_intermediate: bool = Field(
+        False,
+        description="Also train on the denoising chains of earlier accumulation steps, with "
+        "the sample's advantage (default: the last step's chain only).",
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the LoRA.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping (global L2 norm).")
+    per_device_train_batch_size: int = Field(
+        4,
+        ge=1,
+        description="Samples per micro-batch and process (groups, for algorithms that train "
+        "on whole groups: dpo, sft with mode best).",
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step."
+    )
+    lr_scheduler_type: Literal["constant", "cosine"] = Field(
+        "constant", description="Learning-rate schedule over all optimizer steps of the run."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up of the learning rate.")
+    tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
+    warm_start: WarmStartSection = Field(
+        default_factory=WarmStartSection, description="Supervised warm start before RL."
+    )
+
+    @model_validator(mode="after")
+    def _k_range(self) -> TrainingSection:
+        if self.k_min > self.k_max:
+            raise ValueError("k_min must not exceed k_max")
+        return self
+
+
 class PipelineBase(BaseModel):
     """Sections every pipeline has, whatever plugins are installed."""
 
@@ -75,6 +154,9 @@ class PipelineBase(BaseModel):
     run: RunSection = Field(default_factory=RunSection, description="Settings of `devis run`.")
     evaluation: EvaluationSection = Field(
         default_factory=EvaluationSection, description="Settings of `devis eval`."
+    )
+    training: TrainingSection = Field(
+        default_factory=TrainingSection, description="Settings of `devis train`."
     )
 
     @field_validator("device")

@@ -20,8 +20,9 @@ from torch import Tensor
 SSIM_WINDOW = 7
 """Side of scikit-image's default uniform SSIM window (and of the Kubric-4D masked SSIM)."""
 
-_CHUNK_ELEMENTS = 1 << 22
-"""Elements per intermediate map when SSIM is computed a few frames at a time (memory bound)."""
+CHUNK_ELEMENTS = {"cpu": 1 << 20, "other": 1 << 24}
+"""Elements of one intermediate map when frames are processed a few at a time: on the CPU,
+chunks that stay in cache (these filters are memory bound); on accelerators, large ones."""
 
 
 def as_batch(video: Tensor) -> tuple[Tensor, bool]:
@@ -46,24 +47,29 @@ def psnr(
         raise ValueError(f"shape mismatch: {tuple(prediction.shape)} vs {tuple(target.shape)}")
     pred, batched = as_batch(prediction)
     true, _ = as_batch(target)
-    error = (pred.double() - true.double()).pow(2)
-    if mask is None:
-        mse = error.mean(dim=(2, 3, 4))
-        per_frame = 10 * torch.log10(data_range**2 / mse)
-        value = per_frame.mean(dim=1)
-    else:
-        weights, _ = as_batch(mask.unsqueeze(-3).to(error.dtype))
-        weights = weights.expand_as(error)
-        count = weights.sum(dim=(2, 3, 4))
-        mse = (error * weights).sum(dim=(2, 3, 4)) / count.clamp_min(1)
-        per_frame = 10 * torch.log10(data_range**2 / mse)
-        seen = count > 0
-        per_frame = torch.where(seen, per_frame, torch.zeros_like(per_frame))
-        frames = seen.sum(dim=1)
-        value = per_frame.sum(dim=1) / frames.clamp_min(1)
-        value = torch.where(frames > 0, value, torch.full_like(value, float("nan")))
-        if not bool(seen.any(dim=1).all()):
-            warnings.warn("masked PSNR: a video has an empty mask; its value is NaN", stacklevel=2)
+    batch, frames, channels, height, width = pred.shape
+    flat_pred = pred.reshape(batch * frames, channels, height, width)
+    flat_true = true.reshape(batch * frames, channels, height, width)
+    flat_mask = None
+    if mask is not None:
+        masks, _ = as_batch(mask.unsqueeze(-3))
+        flat_mask = masks.reshape(batch * frames, 1, height, width)
+    sums, counts = [], []
+    for start, stop in frame_chunks(batch * frames, channels * height * width, pred.device):
+        error = (flat_pred[start:stop] - flat_true[start:stop]).square()
+        if flat_mask is None:
+            counts.append(
+                torch.full((stop - start,), channels * height * width, device=pred.device)
+            )
+        else:
+            visible = flat_mask[start:stop]
+            error = error * visible
+            counts.append(visible.sum(dim=(1, 2, 3)) * channels)
+        sums.append(error.sum(dim=(1, 2, 3), dtype=torch.float64))  # exact enough: float64 sums
+    count = torch.cat(counts).reshape(batch, frames).double()
+    mse = torch.cat(sums).reshape(batch, frames) / count.clamp_min(1)
+    per_frame = 10 * torch.log10(data_range**2 / mse)
+    value = _masked_frame_mean(per_frame, count > 0, "masked PSNR")
     value = value.to(prediction.dtype)
     return value if batched else value[0]
 
@@ -97,13 +103,13 @@ def ssim(
             raise ValueError(f"mask shape {tuple(mask.shape)} does not fit the videos")
         flat_mask = masks.reshape(batch * frames, height, width)
     sums, counts = [], []
-    for start, stop in _chunks(batch * frames, channels * height * width):
+    for start, stop in frame_chunks(batch * frames, channels * height * width, pred.device):
         smap = ssim_map(flat_pred[start:stop], flat_true[start:stop], data_range).double()
         if flat_mask is None:
             sums.append(smap.mean(dim=(1, 2, 3)))
             counts.append(torch.ones_like(sums[-1]))
         else:
-            kept = eroded(flat_mask[start:stop], SSIM_WINDOW // 2).unsqueeze(1)
+            kept = eroded(flat_mask[start:stop], SSIM_WINDOW // 2).unsqueeze(1).expand_as(smap)
             counts.append(kept.sum(dim=(1, 2, 3)).double())
             sums.append(torch.where(kept, smap, 0.0).sum(dim=(1, 2, 3)) / counts[-1].clamp_min(1))
     per_frame = torch.cat(sums).reshape(batch, frames)
@@ -178,8 +184,12 @@ def to_uint8_levels(video: Tensor) -> Tensor:
     return torch.round(video.double().clamp(0, 1) * 255.0)
 
 
-def _chunks(count: int, elements_per_item: int) -> Iterator[tuple[int, int]]:
-    step = max(1, _CHUNK_ELEMENTS // max(1, elements_per_item))
+def frame_chunks(
+    count: int, elements_per_item: int, device: torch.device
+) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` ranges over ``count`` frames, sized for ``device`` (``CHUNK_ELEMENTS``)."""
+    budget = CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"]
+    step = max(1, budget // max(1, elements_per_item))
     for start in range(0, count, step):
         yield start, min(count, start + step)
 

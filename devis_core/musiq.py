@@ -10,11 +10,11 @@ opinion score divided by 100, averaged over frames. ``pyiqa`` is an optional dep
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 from devis_core.errors import UsageError
 from devis_core.measures import as_batch, to_uint8_levels
@@ -41,18 +41,17 @@ def load_musiq(weights_path: str | Path | None) -> torch.nn.Module:
             "(or pip install pyiqa; note its non-commercial licence)"
         ) from None
     model = MUSIQ(pretrained=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("params"), dict):
-        state = state["params"]
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    except (RuntimeError, TypeError, pickle.UnpicklingError) as error:
         raise UsageError(f"{path} is not a MUSIQ (single-score) checkpoint: {error}") from None
     return model.eval().requires_grad_(False)
 
 
 def vbench_musiq_input(frames: Tensor) -> Tensor:
     """VBench's ``longer`` preprocessing of ``(N, 3, H, W)`` frames in ``[0, 1]``."""
+    from torchvision.transforms import functional as TF  # torchvision is slow to import
+
     levels = to_uint8_levels(frames).to(torch.uint8)
     height, width = frames.shape[-2:]
     if max(height, width) > MAX_SIDE:

@@ -97,12 +97,15 @@ class Pipeline:
 
     @cached_property
     def metrics(self) -> dict[str, Metric]:
-        """The configured metrics by name, in config order."""
-        key = get_slot("metric").config_key
-        return {
-            entry.kind: self._placed(self.registry.build("metric", entry))
-            for entry in getattr(self.config, key)
-        }
+        """The configured metrics in config order, by kind (``lpips#2`` for a second lpips)."""
+        built: dict[str, Metric] = {}
+        for entry in getattr(self.config, get_slot("metric").config_key):
+            name, count = entry.kind, 1
+            while name in built:
+                count += 1
+                name = f"{entry.kind}#{count}"
+            built[name] = self._placed(self.registry.build("metric", entry))
+        return built
 
     def synthesize(
         self,

@@ -152,6 +152,19 @@ class Policy(Protocol):
 
     def disable_adapter(self) -> AbstractContextManager[None]: ...
 
+    def latent_shape(self, cond: Conditions) -> tuple[int, ...]:
+        """Shape of the latent of one video under ``cond`` (to draw shared noise)."""
+        ...
+
+    def v_prediction_error(
+        self, cond: Conditions, video: Tensor, timesteps: Tensor, noise: Tensor
+    ) -> Tensor:
+        """Per-sample squared error of the v-prediction of ``video`` noised at ``timesteps``.
+
+        The denoising loss of supervised fine-tuning and of Diffusion-DPO.
+        """
+        ...
+
 
 @runtime_checkable
 class Accumulator(Protocol):

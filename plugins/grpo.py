@@ -8,22 +8,22 @@ Field names follow TRL's ``GRPOConfig`` where the idea is the same.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 import devis_core
+from devis_core.training import GroupAlgorithmConfig
 from devis_core.types import Policy, TrainingBatch
 
 
-class GRPOConfig(BaseModel):
+class GRPOConfig(GroupAlgorithmConfig):
     """Hyper-parameters of GRPO (names as in TRL's ``GRPOConfig``)."""
 
-    num_generations: int = Field(16, ge=2, description="Samples per group (G).")
     beta: float = Field(0.0, ge=0.0, description="Weight of the KL penalty to the reference.")
     epsilon: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip range of the ratio.")
-    num_iterations: int = Field(1, ge=1, description="Inner epochs over each round's samples.")
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="Divide advantages by the std of the group, of the batch, or not."
     )
@@ -37,8 +37,22 @@ class GRPOConfig(BaseModel):
 class GRPO:
     """Group-relative advantages and the clipped policy-gradient loss with a KL penalty."""
 
+    trains_on = "chains"
+    batch_unit = "sample"
+
     def __init__(self, config: GRPOConfig):
         self.config = config
+
+    def trained_steps(self, num_steps: int, generator: torch.Generator) -> list[int]:
+        """A random ``timestep_fraction`` of a chain's steps (at least one), in chain order.
+
+        The chain holds only steps with a density: the sampler's last step (sigma 0, it lands
+        on the clean sample) is never recorded, so it is never trained.
+        """
+        if num_steps == 0:
+            return []
+        count = max(1, math.ceil(self.config.timestep_fraction * num_steps - 1e-9))
+        return sorted(torch.randperm(num_steps, generator=generator)[:count].tolist())
 
     def advantages(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
         """``(R - mean_group) / (std + eps)``, clipped; NaN rewards get advantage 0.

@@ -13,7 +13,6 @@ No ground truth exists, so runs report no metrics against a target.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel, Field, model_validator
 
 import devis_core
 from devis_core.errors import UsageError
-from devis_core.geometry import Motion, make_intrinsics, orbit_trajectory, pivot_depth_from
+from devis_core.geometry import Motion, intrinsics_from_fov, orbit_trajectory, pivot_depth_from
 from devis_core.media import read_depth_maps, read_video
 from devis_core.types import ViewSynthesisSample
 
@@ -88,8 +87,7 @@ class VideoDataset:
             depth = depth[: needed : cfg.stride]
         pivot = cfg.pivot_depth if cfg.pivot_depth is not None else pivot_depth_from(depth)
         motion = Motion(cfg.theta, cfg.phi, cfg.r, cfg.x, cfg.y)
-        focal = width / (2 * math.tan(math.radians(cfg.fov_x_deg) / 2))
-        K = make_intrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2)
+        K = intrinsics_from_fov(height, width, cfg.fov_x_deg)
         return ViewSynthesisSample(
             sample_id=cfg.path.stem,
             source=video,

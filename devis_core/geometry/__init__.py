@@ -8,6 +8,7 @@ docstrings for the details and for how each piece relates to TrajectoryCrafter.
 
 from devis_core.geometry.cameras import (
     camera_center,
+    intrinsics_from_fov,
     invert_rigid,
     lift,
     make_intrinsics,
@@ -35,6 +36,7 @@ __all__ = [
     "compose_motion",
     "cumulative_motions",
     "decompose_motion",
+    "intrinsics_from_fov",
     "disparity_to_depth",
     "forward_warp",
     "invert_rigid",

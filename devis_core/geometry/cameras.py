@@ -16,6 +16,8 @@ Every function broadcasts over leading batch dimensions and runs on the inputs' 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -30,6 +32,17 @@ def make_intrinsics(
 ) -> torch.Tensor:
     """The 3x3 pixel matrix of a skew-free pinhole camera."""
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def intrinsics_from_fov(
+    height: int, width: int, fov_x_deg: float, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Square-pixel pinhole K with a horizontal field of view, principal point at the centre.
+
+    Pixel centres sit at integer coordinates, so the centre is ``((W - 1) / 2, (H - 1) / 2)``.
+    """
+    focal = width / (2.0 * math.tan(math.radians(fov_x_deg) / 2.0))
+    return make_intrinsics(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, dtype=dtype)
 
 
 def invert_rigid(transform: torch.Tensor) -> torch.Tensor:

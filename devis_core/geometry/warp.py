@@ -57,7 +57,8 @@ CLEAN_KERNEL = 5
 
 _BLOCK_POINTS = {"cpu": 1 << 17}
 _PACK = {"cpu": 2}
-_BLOCK_POINTS_OTHER = 1 << 24
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+_BLOCK_POINTS_OTHER = 1 << 22
 _EXACT_FLOAT32_INTEGERS = 1 << 24
 
 
@@ -208,15 +209,17 @@ def _warp_chunk(
     # The C channels and a constant 1 (whose splat is the weight), packed in pairs as complex
     # numbers on the CPU: one complex add does two real ones and halves the scattered memory
     # traffic, which is what the serial CPU scatter kernel is bound by.
-    pack = _PACK.get(device.type, 1)
+    pack = _PACK.get(device.type, 1) if dtype in _COMPLEX else 1
     slots = -(-(channels + 1) // pack)
-    packed = torch.empty(slots, n, height, width, pack, dtype=dtype, device=device)
-    for channel in range(channels):
-        packed[channel // pack, ..., channel % pack] = frames[:, channel]
-    packed[channels // pack, ..., channels % pack] = 1.0
-    if slots * pack > channels + 1:
-        packed[-1, ..., -1] = 0.0
-    packed = torch.view_as_complex(packed) if pack == 2 else packed[..., 0]
+    ones = torch.ones((), dtype=dtype, device=device).expand_as(depth)
+    zeros = torch.zeros((), dtype=dtype, device=device).expand_as(depth)
+    planes = [*frames.unbind(1), ones] + [zeros] * (slots * pack - channels - 1)
+    if pack == 2:
+        packed = torch.empty(slots, n, height, width, dtype=_COMPLEX[dtype], device=device)
+        for slot in range(slots):
+            torch.complex(planes[2 * slot], planes[2 * slot + 1], out=packed[slot])
+    else:
+        packed = torch.stack(planes)
 
     padded = (height + 2) * (width + 2)
     canvas = torch.zeros(slots, n * padded, dtype=packed.dtype, device=device)
@@ -280,8 +283,8 @@ def _splat_rows(
     # f = pos - floor: 1 - f (+ 1 if f == 0) at floor and f at floor + 1.
     fx = pos_x.sub_(x0)
     fy = pos_y.sub_(y0)
-    gx = torch.sub(1.0, fx).add_(fx == 0)
-    gy = torch.sub(1.0, fy).add_(fy == 0)
+    gx = torch.sub(1.0, fx).masked_fill_(fx == 0, 2.0)
+    gy = torch.sub(1.0, fy).masked_fill_(fy == 0, 2.0)
     scale = lands.to(dtype) if depth_weight is None else torch.where(lands, depth_weight, 0.0)
     gx.mul_(scale)
     fx.mul_(scale)

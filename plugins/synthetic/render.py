@@ -15,6 +15,8 @@ from typing import Literal, overload
 import torch
 from torch import Tensor
 
+from devis_core.geometry import intrinsics_from_fov
+
 from .scene import FIRST_OBJECT_ID, NO_HIT_ID, Pose, Scene
 
 _T_MIN = 1e-4
@@ -23,15 +25,8 @@ _JITTER_2X2 = ((-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25))
 
 
 def default_intrinsics(height: int, width: int, fov_x_deg: float = 60.0) -> Tensor:
-    """Pinhole K (3, 3) with square pixels and the principal point at the image centre.
-
-    Pixel centres are at integer coordinates, so the centre is ((width-1)/2, (height-1)/2).
-    """
-    focal = width / (2.0 * math.tan(math.radians(fov_x_deg) / 2.0))
-    return torch.tensor(
-        [[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]],
-        dtype=torch.float32,
-    )
+    """Pinhole K (3, 3) with square pixels and the principal point at the image centre."""
+    return intrinsics_from_fov(height, width, fov_x_deg)
 
 
 def _first_positive(t_near: Tensor, t_far: Tensor) -> Tensor:

@@ -9,10 +9,14 @@ the adapter off). ``docs/models.md`` describes the checkpoints, fields and memor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import devis_core
 from devis_plugins.trajectorycrafter.config import LoraSettings, TrajectoryCrafterConfig
-from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
-from devis_plugins.trajectorycrafter.policy import TrajectoryCrafterBackbone
+
+if TYPE_CHECKING:
+    from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
+    from devis_plugins.trajectorycrafter.policy import TrajectoryCrafterBackbone
 
 __all__ = [
     "CrossTransformer3DModel",
@@ -21,7 +25,29 @@ __all__ = [
     "TrajectoryCrafterConfig",
 ]
 
+_LAZY = {
+    "CrossTransformer3DModel": "devis_plugins.trajectorycrafter.model",
+    "TrajectoryCrafterBackbone": "devis_plugins.trajectorycrafter.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # diffusers, transformers and peft take seconds to import: only when a model is built,
+    # not every time DEVIS lists its plugins
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_trajectorycrafter(config: TrajectoryCrafterConfig) -> TrajectoryCrafterBackbone:
+    """TrajectoryCrafter (CogVideoX-5B inpainting + reference stream), also an RL policy."""
+    from devis_plugins.trajectorycrafter.policy import TrajectoryCrafterBackbone
+
+    return TrajectoryCrafterBackbone(config)
+
 
 @devis_core.hookimpl
 def devis_register_backbones(register):
-    register("trajectorycrafter", TrajectoryCrafterBackbone, TrajectoryCrafterConfig)
+    register("trajectorycrafter", build_trajectorycrafter, TrajectoryCrafterConfig)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import transformers
@@ -36,6 +36,8 @@ TRANSFORMER_WHERE = (
     "TrajectoryCrafter/TrajectoryCrafter --local-dir checkpoints/TrajectoryCrafter`); set "
     "backbone.transformer_path to that directory."
 )
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
 BASE_WHERE = (
     "The base model is the Hugging Face repository alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
     "(e.g. `huggingface-cli download alibaba-pai/CogVideoX-Fun-V1.1-5b-InP --local-dir "
@@ -85,15 +87,15 @@ def build_components(
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            transformer = CrossTransformer3DModel(**preset.transformer).to(dtype).eval()
+            transformer = _cast(CrossTransformer3DModel(**preset.transformer), dtype)
     if base_path is not None:
         return _with_base(transformer, Path(base_path).expanduser(), preset, dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed + 1)
-        text_encoder = T5EncoderModel(T5Config(**preset.text_encoder)).to(dtype).eval()
+        text_encoder = _cast(T5EncoderModel(T5Config(**preset.text_encoder)), dtype)
         vae = None
         if not preset.pixel_space:
-            vae = AutoencoderKLCogVideoX(**preset.vae).to(dtype).eval()
+            vae = _cast(AutoencoderKLCogVideoX(**preset.vae), dtype)
     return Components(
         transformer=transformer,
         text_encoder=text_encoder,
@@ -103,6 +105,13 @@ def build_components(
     )
 
 
+def _cast(module: ModuleT, dtype: torch.dtype) -> ModuleT:
+    """``module`` in eval mode and ``dtype`` (no cast, hence no diffusers warning, for float32)."""
+    if dtype != torch.float32:
+        module = module.to(dtype)
+    return module.eval()
+
+
 def _with_base(
     transformer: CrossTransformer3DModel, base: Path, preset: Preset, dtype: torch.dtype
 ) -> Components:
@@ -110,7 +119,9 @@ def _with_base(
         raise MissingWeightsError(f"base model directory {base} does not exist. {BASE_WHERE}")
     vae = None
     if not preset.pixel_space:
-        vae = load_model_directory(AutoencoderKLCogVideoX, base / "vae", where=BASE_WHERE, dtype=dtype)
+        vae = load_model_directory(
+            AutoencoderKLCogVideoX, base / "vae", where=BASE_WHERE, dtype=dtype
+        )
     scheduler_file = base / "scheduler" / "scheduler_config.json"
     if not scheduler_file.is_file():
         raise MissingWeightsError(f"{scheduler_file} is missing. {BASE_WHERE}")
@@ -133,7 +144,9 @@ def _load_text_encoder(directory: Path, dtype: torch.dtype) -> T5EncoderModel:
             str(directory), local_files_only=True, **{dtype_key: dtype}
         )
     except OSError as error:
-        raise MissingWeightsError(f"cannot load the T5 encoder in {directory}: {error}. {BASE_WHERE}") from None
+        raise MissingWeightsError(
+            f"cannot load the T5 encoder in {directory}: {error}. {BASE_WHERE}"
+        ) from None
     return model.eval()
 
 

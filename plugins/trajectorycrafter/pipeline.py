@@ -260,11 +260,7 @@ class TrajectoryCrafterPipeline:
         guided = guidance and enc.negative_embeds is not None
         batch = 2 if guided else 1
         model_input = latents.to(self.dtype).expand(batch, *latents.shape[1:])
-        text = (
-            torch.cat([enc.negative_embeds, enc.prompt_embeds])
-            if guided
-            else enc.prompt_embeds
-        )
+        text = torch.cat([enc.negative_embeds, enc.prompt_embeds]) if guided else enc.prompt_embeds
         inpaint = enc.inpaint.expand(batch, *enc.inpaint.shape[1:])
         reference = None
         if enc.reference is not None:
@@ -284,9 +280,7 @@ class TrajectoryCrafterPipeline:
         v_uncond, v_text = v.chunk(2)
         return v_uncond + self.guidance_scale * (v_text - v_uncond)
 
-    def predict_v_batch(
-        self, latents: Tensor, timesteps: Tensor, enc: EncodedConditions
-    ) -> Tensor:
+    def predict_v_batch(self, latents: Tensor, timesteps: Tensor, enc: EncodedConditions) -> Tensor:
         """Unguided v-predictions for a batch ``(N, F, C, h, w)`` at one timestep each.
 
         Training losses (SFT, Diffusion-DPO) use the conditional branch only.

@@ -164,7 +164,9 @@ class TrajectoryCrafterBackbone:
 
     # --- the policy -------------------------------------------------------------------------
 
-    def log_prob(self, cond: Conditions, rollout: Rollout, step: int) -> tuple[Tensor, Tensor, Tensor]:
+    def log_prob(
+        self, cond: Conditions, rollout: Rollout, step: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``(log_prob, mean, std)`` of ``rollout.steps[step]`` under the current weights.
 
         Differentiable with respect to the trainable parameters (call it with gradients
@@ -298,12 +300,12 @@ def _lora_settings(configured: LoraSettings) -> LoraSettings:
     conflicts = [
         f"{name}: config {getattr(configured, name)!r}, file {getattr(stored, name)!r}"
         for name in ("rank", "alpha", "target_modules")
-        if name in configured.model_fields_set and getattr(configured, name) != getattr(stored, name)
+        if name in configured.model_fields_set
+        and getattr(configured, name) != getattr(stored, name)
     ]
     if conflicts:
         raise UsageError(
-            f"backbone.lora disagrees with the LoRA file {configured.path}: "
-            + "; ".join(conflicts)
+            f"backbone.lora disagrees with the LoRA file {configured.path}: " + "; ".join(conflicts)
         )
     return stored.model_copy(update={"dropout": configured.dropout})
 

@@ -34,7 +34,9 @@ def test_interpolation_turns_about_one_axis_and_moves_the_centre_linearly():
     end[:3, 3] = -(end[:3, :3] @ torch.tensor([2.0, 0.0, 4.0], dtype=torch.float64))
     half = interpolate_pose(start, end, 0.5)
     torch.testing.assert_close(half[:3, :3], _rotation([0.0, 1.0, 0.0], 45))
-    torch.testing.assert_close(camera_center(half), torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        camera_center(half), torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    )
     torch.testing.assert_close(interpolate_pose(start, end, 0.0), start)
     torch.testing.assert_close(interpolate_pose(start, end, 1.0), end)
 

@@ -60,6 +60,31 @@ def test_direct_renders_the_whole_motion_in_one_call(registry, sample):
     assert 0.05 < float(mask.float().mean()) < 0.95  # an extreme orbit leaves holes
 
 
+def test_two_metrics_of_one_kind_are_both_reported(registry, sample):
+    from devis_core.config import validate_config
+    from devis_core.pipeline import Pipeline
+
+    config = validate_config(
+        {
+            "device": "cpu",
+            "dataset": {
+                "kind": "synthetic",
+                "num_samples": 1,
+                "frames": 4,
+                "height": 32,
+                "width": 48,
+            },
+            "depth": {"kind": "ground-truth"},
+            "accumulator": {"kind": "direct"},
+            "backbone": {"kind": "passthrough"},
+            "metrics": ["psnr", "psnr"],
+        },
+        registry,
+    )
+    scores = Pipeline(config, registry).score(sample, sample.target)
+    assert set(scores) == {"psnr", "psnr#2"} and scores["psnr"] == scores["psnr#2"]
+
+
 def test_variants_suite_runs_and_tabulates(capsys, tmp_path):
     from devis_core.cli import main
 

@@ -31,6 +31,7 @@ def test_quickstart_run_writes_the_run_directory(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generator_calls"] == 3
     assert 5 < metrics["psnr"] < 60 and 5 < metrics["psnr-nocc"] < 60
+    assert 0 < metrics["ssim"] < 1 and 0 < metrics["ssim-nocc"] <= 1
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["accumulator"]["kind"] == "bta" and resolved["dataset"]["frames"] == 6
     assert {e["name"] for e in resolved["provenance"]} >= {"bta", "inpaint", "synthetic"}

@@ -122,14 +122,6 @@ def test_full_schema_validates_a_real_config(capsys, config_file):
         jsonschema.validate(document, schema)
 
 
-@pytest.mark.parametrize("command", ["train"])
-def test_engines_not_in_this_release_say_so_after_validating(capsys, config_file, command):
-    code, _, err = _run(capsys, command, str(config_file))
-    assert code == 1 and "not available" in err
-    code, _, err = _run(capsys, command, str(config_file), "-o", "seed=x")
-    assert code == 2
-
-
 def test_ablate_unknown_suite_exits_2(capsys):
     code, _, err = _run(capsys, "ablate", "variant")
     assert code == 2 and "did you mean 'variants'" in err

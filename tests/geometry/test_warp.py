@@ -131,6 +131,27 @@ def test_hard_zbuffer_keeps_only_the_nearest_point() -> None:
     assert pixel.tolist() == [1.0, 0.0, 0.0]
 
 
+def test_integer_landing_counts_double_per_axis_like_trajectorycrafter() -> None:
+    """On an integer coordinate floor == ceil and both bilinear weights are 1.
+
+    Camera moved +1 along x, f = 8, every row integer (weight 2 from y for everyone). A (red,
+    depth 2) lands exactly on u = 3: x weight 1 + 1 = 2, total 4. B (green, depth 3.2) lands on
+    u = 3.5: x weight 0.5 on u = 3 and u = 4, total 1 each. C (depth 800) sets the max.
+    """
+    h, w = 5, 16
+    frames = torch.zeros(1, 3, h, w, dtype=F64)
+    depth = torch.zeros(1, h, w, dtype=F64)
+    frames[0, 0, 2, 7], depth[0, 2, 7] = 1.0, 2.0
+    frames[0, 1, 2, 6], depth[0, 2, 6] = 1.0, 3.2
+    frames[0, 2, 2, 12], depth[0, 2, 12] = 1.0, 800.0
+    K = make_intrinsics(8.0, 8.0, 8.0, 2.0, dtype=F64)
+    warped, _ = forward_warp(frames, depth, K, EYE, K, _translated(1.0))
+    ratio = math.exp(50 * (math.log(4.2) - math.log(3.0)) / math.log(801.0))
+    red = 4 * ratio / (4 * ratio + 1)
+    assert torch.allclose(warped[0, :, 2, 3], torch.tensor([red, 1 - red, 0.0], dtype=F64))
+    assert torch.allclose(warped[0, :, 2, 4], torch.tensor([0.0, 1.0, 0.0], dtype=F64))
+
+
 def test_points_behind_the_target_camera_never_land() -> None:
     h, w = 7, 9
     K = make_intrinsics(10.0, 10.0, 4.0, 3.0, dtype=F64)
@@ -202,8 +223,11 @@ def test_output_stays_in_range_and_shapes_broadcast() -> None:
         forward_warp(frames, depth, K, torch.eye(4), K, w2c, zbuffer="medium")  # type: ignore[arg-type]
 
 
-def test_chunks_and_row_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frames are grouped, or split into blocks of rows, by a point budget (bigger on CUDA).
+def test_chunks_row_blocks_and_packing_do_not_change_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Frames are grouped, or split into blocks of rows, by a point budget (bigger on CUDA),
+    and channels are packed in complex pairs on the CPU only (CUDA runs the unpacked path).
 
     Only the order of the floating-point additions may change.
     """
@@ -211,10 +235,37 @@ def test_chunks_and_row_blocks_do_not_change_the_result(monkeypatch: pytest.Monk
     K = make_intrinsics(18.0, 18.0, 10.0, 8.0)
     w2c = orbit_trajectory(-10.0, 30.0, 0.2, 0.0, 0.0, 5, 3.0)
     warped, mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
-    for budget in (700, 100):  # 2 frames per chunk; 1 frame in blocks of 5 rows
+    for budget, pack in ((700, {"cpu": 2}), (100, {"cpu": 2}), (700, {})):
+        # 2 frames per chunk; 1 frame in blocks of 5 rows; unpacked
         monkeypatch.setattr(warp_module, "_BLOCK_POINTS", {"cpu": budget})
+        monkeypatch.setattr(warp_module, "_PACK", pack)
         other, other_mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
         assert torch.equal(other_mask, mask)
         assert torch.allclose(other, warped, rtol=1e-5, atol=1e-6)
-    two_channels, _ = forward_warp(frames[:, :2], depth, K, torch.eye(4), K, w2c)
-    assert torch.allclose(two_channels, warped[:, :2], rtol=1e-5, atol=1e-6)
+        hard, hard_mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c, zbuffer="hard")
+        one_by_one = [
+            forward_warp(
+                frames[i : i + 1], depth[i : i + 1], K, torch.eye(4), K, w2c[i], zbuffer="hard"
+            )
+            for i in range(5)
+        ]
+        assert torch.equal(hard_mask, torch.cat([m for _, m in one_by_one]))
+        assert torch.allclose(hard, torch.cat([w for w, _ in one_by_one]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+def test_any_number_of_channels_warps_each_like_rgb(channels: int) -> None:
+    """Channels are independent: each one comes out as it does in an RGB warp."""
+    frames, depth = _scene(2, 12, 14, seed=5)
+    extra = torch.rand(2, 5, 12, 14, generator=torch.Generator().manual_seed(6))
+    K = make_intrinsics(14.0, 14.0, 7.0, 6.0)
+    w2c = orbit_trajectory(5.0, -20.0, 0.1, 0.0, 0.0, 2, 3.0)
+    rgb, rgb_mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
+    stacked = torch.cat([frames, extra[:, :channels]], dim=1)
+    warped, mask = forward_warp(stacked, depth, K, torch.eye(4), K, w2c)
+    assert torch.equal(mask, rgb_mask)
+    assert torch.allclose(warped[:, :3], rgb, rtol=1e-5, atol=1e-6)
+    for channel in range(channels):
+        alone = torch.cat([extra[:, channel : channel + 1]] * 3, dim=1)
+        expected, _ = forward_warp(alone, depth, K, torch.eye(4), K, w2c)
+        assert torch.allclose(warped[:, 3 + channel], expected[:, 0], rtol=1e-5, atol=1e-6)

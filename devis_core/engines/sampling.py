@@ -1,0 +1,150 @@
+"""Sampling the groups of a training round (Eq. 14) and scoring them with the reward.
+
+A group is one dataset sample (a source video and its target motion) and ``G`` generated
+videos of it. With ``sampling: devis`` each video runs the configured accumulator with its own
+step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
+(:func:`~devis_core.geometry.sample_increments`); with ``vanilla`` each is one generation from
+the one-step conditions. Every video has its own noise (its own seeded generator) unless
+``same_noise`` is set. The backbone is wrapped in a :class:`RecordingBackbone`, so any
+accumulator runs unchanged while the stochastic rollout of each of its generation steps is
+kept: the last one is the chain GRPO trains on.
+
+The reward compares each final video with the source reprojected by the *whole* motion in one
+step, using the source depth of the configured depth estimator: that render and its
+visibility mask are the ``render`` and ``mask`` of :class:`~devis_core.types.RewardInputs`
+("PSNR and SSIM between the reprojected source video and the generated video in the visible
+regions"). The same render, with the source as reference, are the group's *one-step
+conditions* that SFT and DPO train the generator under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from devis_core.accumulation import reproject
+from devis_core.errors import UsageError
+from devis_core.geometry import sample_increments
+from devis_core.pipeline import make_generator
+from devis_core.rewards import CompositeReward, RewardResult
+from devis_core.types import (
+    Accumulator,
+    Conditions,
+    DepthEstimator,
+    Policy,
+    RewardInputs,
+    Rollout,
+    ViewSynthesisSample,
+)
+
+
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed that depends only on ``parts`` (so a resumed round draws the same)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class RecordingBackbone:
+    """A policy seen as a backbone: ``generate`` samples a rollout and keeps it."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.records: list[tuple[Conditions, Rollout]] = []
+
+    def generate(self, cond: Conditions, generator: torch.Generator | None = None) -> torch.Tensor:
+        rollout = self.policy.rollout(cond, generator)
+        self.records.append((cond, rollout))
+        return rollout.video
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+
+@dataclass
+class GeneratedSample:
+    """One video of a group and how it was made."""
+
+    video: torch.Tensor
+    chains: list[tuple[Conditions, Rollout]]
+    """``(conditions, rollout)`` of each generation step, the last step's last."""
+
+    steps: int
+    """K, the number of generation steps."""
+
+
+@dataclass
+class Group:
+    """A dataset sample, its one-step conditions and its generated videos with their rewards."""
+
+    index: int
+    sample: ViewSynthesisSample
+    conditions: Conditions
+    members: list[GeneratedSample] = field(default_factory=list)
+    rewards: RewardResult | None = None
+
+
+def one_step_conditions(sample: ViewSynthesisSample, depth: DepthEstimator) -> Conditions:
+    """The source reprojected to the target cameras, with the source as reference."""
+    source_depth = depth.estimate(sample.source, sample)
+    shown = reproject(
+        sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c
+    )
+    return Conditions(
+        shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
+    )
+
+
+def sample_group(
+    index: int,
+    sample: ViewSynthesisSample,
+    *,
+    policy: Policy,
+    accumulator: Accumulator,
+    depth: DepthEstimator,
+    size: int,
+    mode: str,
+    k_range: tuple[int, int],
+    same_noise: bool,
+    seed_parts: tuple[object, ...],
+) -> Group:
+    """Draw ``size`` videos of ``sample`` (no gradients); seeds derive from ``seed_parts``."""
+    if mode == "devis" and sample.motion is None:
+        raise UsageError(
+            f"sample {sample.sample_id!r} has no orbit motion to split into increments; "
+            "DEVIS sampling needs a dataset with motions (e.g. synthetic) or sampling: vanilla"
+        )
+    group = Group(index, sample, one_step_conditions(sample, depth))
+    for member in range(size):
+        noise_seed = derived_seed(*seed_parts, "noise", index, 0 if same_noise else member)
+        noise = make_generator(noise_seed)
+        recorder = RecordingBackbone(policy)
+        with torch.no_grad():
+            if mode == "vanilla":
+                video = recorder.generate(group.conditions, noise)
+            else:
+                schedule = make_generator(derived_seed(*seed_parts, "increments", index, member))
+                increments = sample_increments(sample.motion, *k_range, schedule)
+                video = accumulator.run(
+                    sample, recorder, depth, increments=increments, generator=noise
+                ).video
+        group.members.append(GeneratedSample(video, recorder.records, len(recorder.records)))
+    return group
+
+
+def score_group(group: Group, reward: CompositeReward) -> RewardResult:
+    """The composite reward of every video of the group (one batched call)."""
+    count = len(group.members)
+    videos = torch.stack([member.video for member in group.members])
+    repeat = (count, 1, 1, 1, 1)
+    batch = RewardInputs(
+        generated=videos,
+        source=group.sample.source.unsqueeze(0).repeat(repeat),
+        render=group.conditions.render.unsqueeze(0).repeat(repeat),
+        mask=group.conditions.mask.unsqueeze(0).repeat(count, 1, 1, 1),
+        sample_ids=[f"{group.sample.sample_id}#{i}" for i in range(count)],
+    )
+    group.rewards = reward(batch)
+    return group.rewards

@@ -1,0 +1,123 @@
+"""The consistency-quality reward (Eq. 15-17): reward terms normalised, flipped and weighted.
+
+Each configured term scores a batch of videos; its raw score is mapped to ``[0, 1]`` with its
+normalisation range (the config entry's ``range``, else the term's ``default_range``),
+clipping outside it; lower-is-better terms are flipped (``1 - x``); the composite reward is
+the weighted sum ``R = sum_k w_k x_k``. A non-finite raw score is reported (a warning naming
+the sample and the term) and makes that sample's composite reward NaN, so that group
+statistics leave the sample out: it is never silently turned into a number.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from torch import Tensor
+
+from devis_core.errors import UsageError
+from devis_core.registry import Registry
+from devis_core.types import RewardInputs, RewardTerm
+
+
+@dataclass
+class RewardResult:
+    """Raw and normalised scores of every term, and the composite reward, one value per video."""
+
+    terms: dict[str, Tensor]
+    """Raw scores by term name, as the terms returned them."""
+
+    normalised: dict[str, Tensor]
+    """Scores in ``[0, 1]``, higher always better; NaN where the raw score is not finite."""
+
+    total: Tensor
+    """The composite reward; NaN for a video with any non-finite term."""
+
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+    """``(sample_id, term)`` of every non-finite raw score."""
+
+
+@dataclass
+class WeightedTerm:
+    """One configured term: its name in results, the component, its weight and range."""
+
+    name: str
+    term: RewardTerm
+    weight: float
+    low: float
+    high: float
+
+    def normalise(self, raw: Tensor) -> Tensor:
+        """Map to ``[0, 1]`` with the range (clipped), flipped when lower is better."""
+        scaled = ((raw.double() - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+        if not self.term.higher_is_better:
+            scaled = 1.0 - scaled
+        return torch.where(torch.isfinite(raw), scaled, torch.full_like(scaled, float("nan")))
+
+
+class CompositeReward:
+    """The reward of a pipeline config's ``rewards`` list, built from the registry."""
+
+    def __init__(self, entries: Sequence[BaseModel | dict[str, Any]], registry: Registry):
+        if not entries:
+            raise UsageError("the composite reward needs at least one entry in `rewards`")
+        kinds = [_data(entry)["kind"] for entry in entries]
+        self.terms: list[WeightedTerm] = []
+        for index, entry in enumerate(entries):
+            data = _data(entry)
+            weight = float(data.pop("weight", 1.0))
+            configured = data.pop("range", None)
+            term = registry.build("reward", data)
+            low, high = configured if configured is not None else term.default_range
+            if not high > low:
+                raise UsageError(
+                    f"rewards[{index}] ({data['kind']}): range must have low < high, "
+                    f"got [{low}, {high}]"
+                )
+            name = data["kind"] if kinds.count(data["kind"]) == 1 else f"{data['kind']}[{index}]"
+            self.terms.append(WeightedTerm(name, term, weight, float(low), float(high)))
+
+    def to(self, device: torch.device | str) -> CompositeReward:
+        """Move every term that holds tensors (networks, model parameters) to ``device``."""
+        for item in self.terms:
+            mover = getattr(item.term, "to", None)
+            if callable(mover):
+                moved = mover(device)
+                item.term = item.term if moved is None else moved
+        return self
+
+    def __call__(self, batch: RewardInputs) -> RewardResult:
+        """Score a batch of generated videos (computed on the device of the videos)."""
+        raw: dict[str, Tensor] = {}
+        normalised: dict[str, Tensor] = {}
+        total = torch.zeros(batch.generated.shape[0], dtype=torch.float64)
+        total = total.to(batch.generated.device)
+        invalid: list[tuple[str, str]] = []
+        for item in self.terms:
+            scores = item.term.score(batch).reshape(-1)
+            raw[item.name] = scores
+            normalised[item.name] = item.normalise(scores)
+            total = total + item.weight * normalised[item.name]
+            for index in torch.nonzero(~torch.isfinite(scores)).flatten().tolist():
+                sample = _sample_id(batch, index)
+                invalid.append((sample, item.name))
+                warnings.warn(
+                    f"reward term {item.name!r} is {float(scores[index])} for sample {sample}; "
+                    "its composite reward is NaN and group statistics leave it out",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return RewardResult(terms=raw, normalised=normalised, total=total, invalid=invalid)
+
+
+def _data(entry: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    return entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
+
+
+def _sample_id(batch: RewardInputs, index: int) -> str:
+    ids = list(batch.sample_ids)
+    return str(ids[index]) if index < len(ids) else f"#{index} of the batch"

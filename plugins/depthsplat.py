@@ -1,0 +1,132 @@
+"""Depth ``depthsplat``: depth maps exported by the official DepthSplat code, read from disk.
+
+DepthSplat (Xu et al., CVPR 2025) predicts multi-view depth for static scenes; the paper uses
+it on DL3DV. Its network (a multi-view transformer with cost volumes on top of a Depth
+Anything V2 backbone, plus a refinement U-Net) is not re-implemented here: this plugin reads the
+depth the official code produced, so DEVIS gets exactly the published model's output. The
+export recipe and a conversion script are in ``docs/models.md`` and
+``docs/scripts/export_depthsplat_depth.py``.
+
+Format: for each dataset sample, ``<root>/<sample_id>.npz`` holding ``depth``, a float array
+``(T, H, W)`` of planar depth in the units of the dataset's cameras (0 or non-finite where
+unknown), one map per source frame in order. A directory ``<root>/<sample_id>/`` of per-frame
+``.npy`` maps (DepthSplat's own per-view dump, files sorted by name) is read as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+import devis_core
+from devis_core.errors import UsageError
+from devis_core.types import ViewSynthesisSample
+
+
+class DepthSplatConfig(BaseModel):
+    """Where the exported DepthSplat depth maps are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(description="Directory with <sample_id>.npz (or <sample_id>/*.npy) files.")
+    scale: float = Field(
+        1.0,
+        gt=0,
+        description="Multiplies the stored depth (when the export used other units than the "
+        "dataset's cameras).",
+    )
+
+
+class DepthSplatDepth:
+    """Depth maps exported by the official DepthSplat code (read from disk, not re-run)."""
+
+    def __init__(self, config: DepthSplatConfig):
+        self.config = config
+        self.root = Path(config.root).expanduser()
+
+    def estimate(
+        self, video: torch.Tensor, sample: ViewSynthesisSample | None = None
+    ) -> torch.Tensor:
+        if sample is None:
+            raise UsageError(
+                "depth 'depthsplat' reads depth exported per dataset sample and needs the "
+                "sample; configure a depth estimator that runs on videos"
+            )
+        if video is not sample.source and not (
+            video.shape == sample.source.shape and torch.equal(video, sample.source)
+        ):
+            raise UsageError(
+                "depth 'depthsplat' has exported depth for source videos only, not for a "
+                "generated one (as RVA and ORA need): configure a depth estimator that runs on "
+                "any video, e.g. depthcrafter"
+            )
+        depth, origin = read_exported_depth(self.root, sample.sample_id)
+        frames, _, height, width = video.shape
+        if depth.shape[0] != frames:
+            raise UsageError(
+                f"{origin} holds {depth.shape[0]} depth maps but sample {sample.sample_id!r} "
+                f"has {frames} frames: export one map per source frame"
+            )
+        depth = depth * self.config.scale
+        depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+        if tuple(depth.shape[-2:]) != (height, width):
+            # nearest: averaging depths across an object border would invent floating points
+            depth = F.interpolate(depth.unsqueeze(1), size=(height, width), mode="nearest")[:, 0]
+        return depth.to(video.device)
+
+
+def read_exported_depth(root: Path, sample_id: str) -> tuple[torch.Tensor, Path]:
+    """The ``(T, H, W)`` float32 depth stored for ``sample_id`` and the path it came from."""
+    archive = root / f"{sample_id}.npz"
+    if archive.is_file():
+        with np.load(archive) as data:
+            if "depth" not in data:
+                raise UsageError(f"{archive} has no 'depth' array (found {sorted(data.files)})")
+            depth = np.asarray(data["depth"], dtype=np.float32)
+        origin = archive
+    elif (root / sample_id).is_dir():
+        origin = root / sample_id
+        depth = _stack_view_maps(origin)
+    else:
+        raise UsageError(
+            f"no DepthSplat depth for sample {sample_id!r}: expected {archive} or a directory "
+            f"{root / sample_id} of .npy maps (see docs/models.md, 'Depth: depthsplat')"
+        )
+    if depth.ndim != 3:
+        raise UsageError(f"{origin}: depth must be (T, H, W), got shape {depth.shape}")
+    return torch.from_numpy(depth), origin
+
+
+def convert_view_maps(view_dir: str | Path, output: str | Path, scale: float = 1.0) -> Path:
+    """Stack DepthSplat's per-view ``.npy`` maps (sorted by name) into one DEVIS ``.npz``.
+
+    ``docs/scripts/export_depthsplat_depth.py`` calls this on every scene DepthSplat wrote.
+    """
+    output = Path(output)
+    depth = _stack_view_maps(Path(view_dir)) * scale
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(output, depth=depth.astype(np.float32))
+    return output
+
+
+def _stack_view_maps(directory: Path) -> np.ndarray:
+    """Per-view maps of a directory in frame order: ``<index>.npy`` files by index if any
+    (DepthSplat names views by their frame index), else every ``.npy`` file by name."""
+    indexed = sorted((f for f in directory.glob("*.npy") if f.stem.isdigit()), key=_index)
+    files = indexed or sorted(directory.glob("*.npy"))
+    if not files:
+        raise UsageError(f"{directory} has no .npy depth maps")
+    return np.stack([np.asarray(np.load(f), dtype=np.float32).squeeze() for f in files])
+
+
+def _index(path: Path) -> int:
+    return int(path.stem)
+
+
+@devis_core.hookimpl
+def devis_register_depth_estimators(register):
+    register("depthsplat", DepthSplatDepth, DepthSplatConfig)
