@@ -47,10 +47,6 @@ class MissingWeightsError(UsageError):
     """A component needs a local file (weights, checkpoint) that is not there."""
 
 
-class EngineNotAvailableError(DevisError):
-    """The command exists and its config is valid, but its engine is not in this release."""
-
-
 def unknown_component_message(slot: str, name: str, known: list[str]) -> str:
     """Name the registered components of a slot and the closest match to a typo."""
     message = f"unknown {slot} {name!r}"

@@ -89,9 +89,7 @@ class Group:
 def one_step_conditions(sample: ViewSynthesisSample, depth: DepthEstimator) -> Conditions:
     """The source reprojected to the target cameras, with the source as reference."""
     source_depth = depth.estimate(sample.source, sample)
-    shown = reproject(
-        sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c
-    )
+    shown = reproject(sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c)
     return Conditions(
         shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
     )

@@ -27,15 +27,20 @@ there, bilinearly weighted.
 
 Implementation: the pixel-to-pixel map of each frame is folded into one 3x3 matrix ``A`` and a
 vector ``b`` (padded-canvas position ``~ A [u, v, 1] + b / depth``), so no per-pixel matrix
-products are made. Small frames are processed several at a time and large ones in blocks of
-rows (about ``_BLOCK_POINTS`` points, so that temporaries stay in cache on the CPU); per block,
-the colour channels and the weight of the 4 neighbours are scattered with one 2-D
-``scatter_add_`` (parallel over channels) into one padded canvas per frame, whose border
-collects everything out of range and is cropped at the end.
+products are made. Each point adds its 4 neighbours' contributions with ``scatter_add_`` on
+flattened indices into one padded canvas per frame, whose border collects what falls outside
+the image and is cropped at the end; on the CPU the channels and the weight are packed in pairs
+as complex numbers, which halves the scattered memory accesses that bound the scatter. Work
+goes by blocks of rows (several small frames per block). On the CPU, blocks are small enough
+(``_CPU_BLOCK_POINTS``) for PyTorch to run every kernel single-threaded, and frames are spread
+over ``torch.get_num_threads()`` Python threads instead (the kernels release the GIL): a frame
+costs hundreds of small kernels, and synchronising threads inside each of them stalls badly
+as soon as other processes compete for the cores.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import torch
@@ -55,10 +60,11 @@ HARD_ZBUFFER_RTOL = 1e-2
 CLEAN_KERNEL = 5
 """``clean=True`` dilates the holes once with a square kernel of this size (TrajectoryCrafter)."""
 
-_BLOCK_POINTS = {"cpu": 1 << 17}
+# Points per block: PyTorch parallelises CPU element-wise kernels above 32768 elements only.
+_CPU_BLOCK_POINTS = 1 << 15
+_OTHER_BLOCK_POINTS = 1 << 22
 _PACK = {"cpu": 2}
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-_BLOCK_POINTS_OTHER = 1 << 22
 _EXACT_FLOAT32_INTEGERS = 1 << 24
 
 
@@ -89,6 +95,7 @@ def forward_warp(
     Returns:
         ``(warped, mask)``: (T, C, H, W) in the frames' dtype, 0 in holes, and (T, H, W) bool,
         True where something landed. Same size as the input; computed on the frames' device.
+        Not differentiable: renders are conditions, not part of any loss.
     """
     if frames.dim() != 4 or not frames.is_floating_point():
         raise ValueError(f"frames must be a floating (T, C, H, W) tensor, got {frames.shape}")
@@ -104,18 +111,32 @@ def forward_warp(
 
     warped = torch.empty_like(frames)
     mask = torch.empty(n_frames, height, width, dtype=torch.bool, device=frames.device)
-    budget = _BLOCK_POINTS.get(frames.device.type, _BLOCK_POINTS_OTHER)
+    on_cpu = frames.device.type == "cpu"
+    budget = _CPU_BLOCK_POINTS if on_cpu else _OTHER_BLOCK_POINTS
     frames_per_chunk = max(1, budget // (height * width))
     # The hard z-buffer needs every splat of a frame at once; the soft one works by rows.
     rows_per_block = height if zbuffer == "hard" else max(1, budget // width)
-    for start in range(0, n_frames, frames_per_chunk):
-        chunk = slice(start, min(start + frames_per_chunk, n_frames))
-        _warp_chunk(
-            frames[chunk], depth[chunk], a_matrix[chunk], b_vector[chunk],
-            warped[chunk], mask[chunk], zbuffer, rows_per_block,
-        )  # fmt: skip
-        if clean:
-            _clean(warped[chunk], mask[chunk])
+    chunks = [
+        slice(start, min(start + frames_per_chunk, n_frames))
+        for start in range(0, n_frames, frames_per_chunk)
+    ]
+
+    def warp(chunk: slice) -> None:
+        with torch.no_grad():  # grad mode is per thread; out= kernels refuse autograd
+            _warp_chunk(
+                frames[chunk], depth[chunk], a_matrix[chunk], b_vector[chunk],
+                warped[chunk], mask[chunk], zbuffer, rows_per_block,
+            )  # fmt: skip
+            if clean:
+                _clean(warped[chunk], mask[chunk])
+
+    workers = min(torch.get_num_threads(), len(chunks)) if on_cpu else 1
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(warp, chunks))  # list() re-raises the workers' exceptions
+    else:
+        for chunk in chunks:
+            warp(chunk)
     return warped, mask
 
 
@@ -187,68 +208,90 @@ def _warp_chunk(
 
     Splats accumulate in n stacked (H + 2) x (W + 2) canvases: pixel (u, v) of frame f is cell
     ``f * (H + 2) * (W + 2) + (v + 1) * (W + 2) + u + 1``; neighbours outside the image fall
-    in the border, which is cropped.
+    in the border, which is cropped. Everything runs by blocks of ``rows_per_block`` rows.
     """
     n, channels, height, width = frames.shape
     dtype, device = frames.dtype, frames.device
-    inv_depth = depth.reciprocal()
-    z = _homogeneous(a_matrix, b_vector, 2, slice(0, height), inv_depth)
-    # 0, negative, NaN, inf and denormal depths fail the first two tests (then x, y, z are
-    # finite), points behind the target camera the last; their z becomes NaN, and so do their
-    # positions, which then fail every comparison.
-    valid = (inv_depth > 0) & (inv_depth < torch.inf) & (z > 0)
-    z = torch.where(valid, z, torch.nan)
-    target_depth = z * depth  # the point's z in the target camera
-    depth_weight = None
-    if zbuffer == "soft":  # normalised by max log(1 + clamp(z)) over the frame's valid points
-        deepest = target_depth.nan_to_num(0.0).amax(dim=(1, 2), keepdim=True)
+    blocks = [
+        slice(start, min(start + rows_per_block, height))
+        for start in range(0, height, rows_per_block)
+    ]
+
+    # Pass 1: each point's inverse source depth, homogeneous z (NaN for points that never
+    # land) and depth in the target camera, and each frame's deepest valid point.
+    inv_depth = torch.empty_like(depth)
+    z = torch.empty_like(depth)
+    target_depth = torch.empty_like(depth)
+    deepest = torch.zeros(n, 1, 1, dtype=dtype, device=device)
+    nan = torch.full((), torch.nan, dtype=dtype, device=device)
+    for rows in blocks:
+        inv = torch.reciprocal(depth[:, rows], out=inv_depth[:, rows])
+        z_rows = _homogeneous(a_matrix, b_vector, 2, rows, inv)
+        # 0, negative, NaN, inf and denormal depths fail the first two tests (then x, y, z are
+        # finite), points behind the target camera the last.
+        valid = (inv > 0) & (inv < torch.inf) & (z_rows > 0)
+        torch.where(valid, z_rows, nan, out=z[:, rows])
+        depth_rows = torch.mul(z[:, rows], depth[:, rows], out=target_depth[:, rows])
+        torch.maximum(
+            deepest, depth_rows.nan_to_num(0.0).amax(dim=(1, 2), keepdim=True), out=deepest
+        )
+    # Soft z-buffer: weights exp(-50 log(1 + clamp(z)) / max log(1 + clamp(z))).
+    exponent = None
+    if zbuffer == "soft":
         peak = deepest.clamp_(0.0, MAX_SPLAT_DEPTH).log1p_().clamp_min_(torch.finfo(dtype).tiny)
-        depth_weight = target_depth.clamp(0.0, MAX_SPLAT_DEPTH).log1p_()
-        depth_weight.mul_(-SOFT_ZBUFFER_SHARPNESS / peak).exp_()
+        exponent = -SOFT_ZBUFFER_SHARPNESS / peak
 
     # The C channels and a constant 1 (whose splat is the weight), packed in pairs as complex
     # numbers on the CPU: one complex add does two real ones and halves the scattered memory
     # traffic, which is what the serial CPU scatter kernel is bound by.
     pack = _PACK.get(device.type, 1) if dtype in _COMPLEX else 1
     slots = -(-(channels + 1) // pack)
-    ones = torch.ones((), dtype=dtype, device=device).expand_as(depth)
-    zeros = torch.zeros((), dtype=dtype, device=device).expand_as(depth)
-    planes = [*frames.unbind(1), ones] + [zeros] * (slots * pack - channels - 1)
-    if pack == 2:
-        packed = torch.empty(slots, n, height, width, dtype=_COMPLEX[dtype], device=device)
-        for slot in range(slots):
-            torch.complex(planes[2 * slot], planes[2 * slot + 1], out=packed[slot])
-    else:
-        packed = torch.stack(planes)
-
     padded = (height + 2) * (width + 2)
-    canvas = torch.zeros(slots, n * padded, dtype=packed.dtype, device=device)
-    for start in range(0, height, rows_per_block):
-        rows = slice(start, min(start + rows_per_block, height))
+    canvas_dtype = _COMPLEX[dtype] if pack == 2 else dtype
+    if device.type == "cpu":  # zeroed in pieces small enough for single-threaded kernels
+        canvas = torch.empty(slots, n * padded, dtype=canvas_dtype, device=device)
+        step = max(1, _CPU_BLOCK_POINTS // slots)
+        for start in range(0, n * padded, step):
+            canvas[:, start : start + step].zero_()
+    else:
+        canvas = torch.zeros(slots, n * padded, dtype=canvas_dtype, device=device)
+
+    ones = torch.ones((), dtype=dtype, device=device)
+    zeros = torch.zeros((), dtype=dtype, device=device)
+    for rows in blocks:
+        planes = [*frames[:, :, rows].unbind(1), ones.expand_as(depth[:, rows])]
+        planes += [zeros.expand_as(depth[:, rows])] * (slots * pack - channels - 1)
+        if pack == 2:
+            packed = [
+                torch.complex(re, im) for re, im in zip(planes[::2], planes[1::2], strict=True)
+            ]
+        else:
+            packed = planes
         _splat_rows(
-            packed[:, :, rows], inv_depth[:, rows], z[:, rows], target_depth[:, rows],
-            None if depth_weight is None else depth_weight[:, rows],
+            packed, inv_depth[:, rows], z[:, rows], target_depth[:, rows], exponent,
             a_matrix, b_vector, rows, width, height, canvas,
         )  # fmt: skip
 
-    # Sums per channel (weight last), border cropped: (slots, n, H, W, pack).
+    # Weighted sums over summed weights, border cropped.
     sums = canvas.view(slots, n, height + 2, width + 2)[:, :, 1:-1, 1:-1]
     sums = torch.view_as_real(sums) if pack == 2 else sums.unsqueeze(-1)
-    weight = sums[channels // pack, ..., channels % pack]
-    landed = weight > 0
-    out_mask.copy_(landed)
-    # Dividing (not multiplying by a reciprocal) keeps the ratio within the inputs' range.
-    weight = torch.where(landed, weight, 1.0)
-    for channel in range(channels):
-        torch.div(sums[channel // pack, ..., channel % pack], weight, out=out[:, channel])
+    for rows in blocks:
+        weight = sums[channels // pack, :, rows, :, channels % pack]
+        landed = torch.gt(weight, 0, out=out_mask[:, rows])
+        # Dividing (not multiplying by a reciprocal) keeps the ratio within the inputs' range.
+        weight = torch.where(landed, weight, 1.0)
+        for channel in range(channels):
+            torch.div(
+                sums[channel // pack, :, rows, :, channel % pack], weight, out=out[:, channel, rows]
+            )
 
 
 def _splat_rows(
-    packed: torch.Tensor,
+    packed: list[torch.Tensor],
     inv_depth: torch.Tensor,
     z: torch.Tensor,
     target_depth: torch.Tensor,
-    depth_weight: torch.Tensor | None,
+    exponent: torch.Tensor | None,
     a_matrix: torch.Tensor,
     b_vector: torch.Tensor,
     rows: slice,
@@ -258,10 +301,12 @@ def _splat_rows(
 ) -> None:
     """Splat the points of image rows ``rows`` into ``canvas`` (slots, n * padded).
 
-    ``z`` is NaN for points that never land. ``depth_weight`` is the soft z-buffer weight;
-    without it this is the hard z-buffer, which needs all rows of the frames in one call.
+    ``packed`` holds the values splatted per canvas slot, (n, rows, W) each; ``z`` is NaN for
+    points that never land. ``exponent`` (per frame) gives the soft z-buffer weight
+    ``exp(exponent * log(1 + clamp(z)))``; without it this is the hard z-buffer, which needs
+    all rows of the frames in one call.
     """
-    slots, n, block_rows, _ = packed.shape
+    n, block_rows, _ = inv_depth.shape
     dtype, device = inv_depth.dtype, inv_depth.device
     pos_x = _homogeneous(a_matrix, b_vector, 0, rows, inv_depth).div_(z)
     pos_y = _homogeneous(a_matrix, b_vector, 1, rows, inv_depth).div_(z)
@@ -285,17 +330,17 @@ def _splat_rows(
     fy = pos_y.sub_(y0)
     gx = torch.sub(1.0, fx).masked_fill_(fx == 0, 2.0)
     gy = torch.sub(1.0, fy).masked_fill_(fy == 0, 2.0)
-    scale = lands.to(dtype) if depth_weight is None else torch.where(lands, depth_weight, 0.0)
+    if exponent is None:
+        scale = lands.to(dtype)
+    else:
+        scale = target_depth.clamp(0.0, MAX_SPLAT_DEPTH).log1p_().mul_(exponent).exp_()
+        scale = torch.where(lands, scale, 0.0)
     gx.mul_(scale)
     fx.mul_(scale)
-    weights = torch.empty(4, n, block_rows, width, dtype=dtype, device=device)
-    torch.mul(gy, gx, out=weights[0])
-    torch.mul(gy, fx, out=weights[1])
-    torch.mul(fy, gx, out=weights[2])
-    torch.mul(fy, fx, out=weights[3])
+    weights = [gy * gx, gy * fx, fy * gx, fy * fx]  # at +0, +1, +W+2, +W+3 from the floor
 
     # Flat cell index of the floor neighbour (in the floating dtype while exact: float32 holds
-    # integers up to 2^24), plus each frame's canvas offset; the others are at +1, +W+2, +W+3.
+    # integers up to 2^24), plus each frame's canvas offset.
     padded = (height + 2) * (width + 2)
     index_dtype = dtype
     if dtype != torch.float64 and n * padded > _EXACT_FLOAT32_INTEGERS:
@@ -303,18 +348,23 @@ def _splat_rows(
     base = torch.add(x0.to(index_dtype), y0.to(index_dtype), alpha=width + 2)
     if n > 1:
         base += torch.arange(n, dtype=index_dtype, device=device)[:, None, None] * padded
-    corners = torch.tensor([0, 1, width + 2, width + 3], device=device)
-    index = (base.view(1, -1).long() + corners[:, None]).view(-1)
+    base = base.view(-1).long()
+    indices = [base, base + 1, base + (width + 2), base + (width + 3)]
 
-    if depth_weight is None:  # hard z-buffer: keep splats near the nearest depth on their pixel
-        splat_depth = torch.where(weights > 0, target_depth, torch.inf).view(-1)
+    if exponent is None:  # hard z-buffer: keep splats near the nearest depth on their pixel
         nearest = torch.full((n * padded,), torch.inf, dtype=dtype, device=device)
-        nearest.scatter_reduce_(0, index, splat_depth, reduce="amin")
-        keep = splat_depth <= nearest.gather(0, index).mul_(1.0 + HARD_ZBUFFER_RTOL)
-        weights.mul_(keep.view(weights.shape))
+        depths = [torch.where(w > 0, target_depth, torch.inf).view(-1) for w in weights]
+        for index, splat_depth in zip(indices, depths, strict=True):
+            nearest.scatter_reduce_(0, index, splat_depth, reduce="amin")
+        for weight, index, splat_depth in zip(weights, indices, depths, strict=True):
+            keep = splat_depth <= nearest.gather(0, index).mul_(1.0 + HARD_ZBUFFER_RTOL)
+            weight.mul_(keep.view(weight.shape))
 
-    values = torch.mul(weights, packed[:, None])  # (slots, 4, n, rows, W)
-    canvas.scatter_add_(1, index.expand(slots, -1), values.view(slots, -1))
+    contribution = torch.empty_like(packed[0])
+    for weight, index in zip(weights, indices, strict=True):
+        for slot, values in enumerate(packed):
+            torch.mul(weight, values, out=contribution)
+            canvas[slot].scatter_add_(0, index, contribution.view(-1))
 
 
 def _clean(warped: torch.Tensor, mask: torch.Tensor) -> None:

@@ -211,6 +211,10 @@ def test_output_stays_in_range_and_shapes_broadcast() -> None:
     assert warped.shape == frames.shape and warped.dtype == torch.float32
     assert mask.shape == depth.shape and mask.dtype == torch.bool
     assert float(warped.min()) >= 0.0 and float(warped.max()) <= 1.0
+    # Inputs that require grad are fine (renders are not differentiated through).
+    with_grad, _ = forward_warp(frames.requires_grad_(), depth, K, torch.eye(4), K, w2c)
+    assert torch.equal(with_grad, warped) and not with_grad.requires_grad
+    frames = frames.detach()
     per_frame, per_frame_mask = forward_warp(
         frames, depth, K.expand(3, 3, 3), torch.eye(4).expand(3, 4, 4), K.expand(3, 3, 3), w2c
     )
@@ -223,11 +227,12 @@ def test_output_stays_in_range_and_shapes_broadcast() -> None:
         forward_warp(frames, depth, K, torch.eye(4), K, w2c, zbuffer="medium")  # type: ignore[arg-type]
 
 
-def test_chunks_row_blocks_and_packing_do_not_change_the_result(
+def test_chunks_row_blocks_packing_and_threads_do_not_change_the_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Frames are grouped, or split into blocks of rows, by a point budget (bigger on CUDA),
-    and channels are packed in complex pairs on the CPU only (CUDA runs the unpacked path).
+    channels are packed in complex pairs on the CPU only (CUDA runs the unpacked path), and
+    chunks are spread over threads.
 
     Only the order of the floating-point additions may change.
     """
@@ -235,9 +240,17 @@ def test_chunks_row_blocks_and_packing_do_not_change_the_result(
     K = make_intrinsics(18.0, 18.0, 10.0, 8.0)
     w2c = orbit_trajectory(-10.0, 30.0, 0.2, 0.0, 0.0, 5, 3.0)
     warped, mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
+    threads = torch.get_num_threads()
+    try:  # each frame is computed the same way whichever thread runs it
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            other, other_mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
+            assert torch.equal(other, warped) and torch.equal(other_mask, mask)
+    finally:
+        torch.set_num_threads(threads)
     for budget, pack in ((700, {"cpu": 2}), (100, {"cpu": 2}), (700, {})):
         # 2 frames per chunk; 1 frame in blocks of 5 rows; unpacked
-        monkeypatch.setattr(warp_module, "_BLOCK_POINTS", {"cpu": budget})
+        monkeypatch.setattr(warp_module, "_CPU_BLOCK_POINTS", budget)
         monkeypatch.setattr(warp_module, "_PACK", pack)
         other, other_mask = forward_warp(frames, depth, K, torch.eye(4), K, w2c)
         assert torch.equal(other_mask, mask)

@@ -1,0 +1,142 @@
+"""The trainer end to end on the tiny model: the loop, the logs, the guards and resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from devis_core.config import validate_config
+from devis_core.distributed import World
+from devis_core.engines.train import NonFiniteError, Trainer, train_pipeline
+from devis_core.errors import UsageError
+from devis_core.plugins import load_registry
+from tests.training.conftest import training_data
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+def _records(run: Path, event: str) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_short_run_logs_finite_losses_and_reward_statistics(tmp_path, registry):
+    config = validate_config(training_data(str(tmp_path / "run")), registry)
+    run = train_pipeline(config, registry, progress=False)
+    assert (run / "config.yaml").is_file() and (run / "reward_curve.png").stat().st_size > 0
+    warm = _records(run, "warm_start")
+    assert len(warm) == 1 and warm[0]["loss"] > 0 and (run / "warm_start.safetensors").is_file()
+    steps = _records(run, "step")
+    assert steps and all(torch.isfinite(torch.tensor(s["loss"])) for s in steps)
+    assert all(s["grad_norm"] >= 0 and "ratio_mean" in s and "kl" in s for s in steps)
+    (round_record,) = _records(run, "round")
+    for name in ("reward", "reward/psnr-visible", "reward/ssim-visible", "advantage"):
+        assert round_record[f"{name}_mean"] == round_record[f"{name}_mean"]  # not NaN
+        assert f"{name}_std" in round_record
+    assert 1 <= round_record["accumulation_steps_mean"] <= 2
+    assert round_record["seconds_sampling"] > 0 and round_record["optimizer_steps"] == len(steps)
+    final = _weights(run / "lora.safetensors")
+    start = _weights(run / "warm_start.safetensors")
+    assert any(not torch.equal(final[k], start[k]) for k in final)  # the round changed them
+
+
+def test_groups_with_equal_rewards_train_nothing(tmp_path, registry):
+    # with vanilla sampling and a reward range nobody reaches, every reward is 0
+    data = training_data(
+        str(tmp_path / "flat"),
+        rewards=[{"kind": "psnr-visible", "range": [500.0, 600.0]}],
+        training={"sampling": "vanilla", "warm_start": {"steps": 0}},
+    )
+    trainer = Trainer(
+        validate_config(data, registry), registry, world=World(), resume=None, progress=False
+    )
+    before = [p.detach().clone() for p in trainer.parameters]
+    trainer.run()
+    (record,) = _records(trainer.directory, "round")
+    assert record["groups_equal_rewards"] == 2 and record["optimizer_steps"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.parameters, strict=True))
+
+
+def test_non_finite_loss_stops_naming_the_round_and_keeps_the_checkpoint(tmp_path, registry):
+    data = training_data(str(tmp_path / "run"), training={"warm_start": {"steps": 0}})
+    run = train_pipeline(validate_config(data, registry), registry, progress=False)
+    saved = _weights(run / "checkpoints" / "round-00001" / "lora.safetensors")
+    data["training"]["rounds"] = 2
+    trainer = Trainer(
+        validate_config(data, registry), registry, world=World(), resume=run, progress=False
+    )
+    real = trainer.policy.log_prob
+
+    def poisoned(cond, rollout, step):
+        log_prob, mean, std = real(cond, rollout, step)
+        return log_prob * float("nan"), mean, std
+
+    trainer.policy.log_prob = poisoned
+    with pytest.raises(NonFiniteError, match=r"round 1, epoch 0, step 0, groups \[0, 1\]"):
+        trainer.run()
+    assert (run / "checkpoints" / "latest").read_text() == "round-00001"
+    kept = _weights(run / "checkpoints" / "round-00001" / "lora.safetensors")
+    assert all(torch.equal(saved[k], kept[k]) for k in saved)
+
+
+def test_fresh_run_refuses_a_directory_with_a_checkpoint(tmp_path, registry):
+    data = training_data(str(tmp_path / "run"), training={"warm_start": {"steps": 0}})
+    train_pipeline(validate_config(data, registry), registry, progress=False)
+    with pytest.raises(UsageError, match="--resume"):
+        train_pipeline(validate_config(data, registry), registry, progress=False)
+    data["algorithm"]["beta"] = 0.5
+    with pytest.raises(UsageError, match="algorithm"):
+        train_pipeline(
+            validate_config(data, registry), registry, resume=Path(data["output"]), progress=False
+        )
+
+
+def _devis(*args: str) -> subprocess.Popen:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "devis_core.cli", "train", *args, "--quiet"]
+    return subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, registry):
+    rounds = {"rounds": 3, "warm_start": {"steps": 0}}
+    reference = training_data(str(tmp_path / "reference"), training=rounds)
+    expected = train_pipeline(validate_config(reference, registry), registry, progress=False)
+
+    data = training_data(str(tmp_path / "killed"), training=rounds)
+    config = tmp_path / "killed.yaml"
+    config.write_text(yaml.safe_dump(data))
+    run = Path(data["output"])
+    process = _devis(str(config))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        # kill -9 in the middle of round 2 (index 1), after its first optimizer step
+        if (run / "metrics.jsonl").exists() and any(r["round"] == 1 for r in _records(run, "step")):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read()
+    assert (run / "checkpoints" / "latest").read_text() == "round-00001"
+    resumed = _devis(str(config), "--resume", str(run))
+    assert resumed.wait(timeout=180) == 0, resumed.stderr.read()
+    want, got = _weights(expected / "lora.safetensors"), _weights(run / "lora.safetensors")
+    assert want.keys() == got.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-7)
+    assert [r["round"] for r in _records(run, "round")] == [0, 1, 2]
