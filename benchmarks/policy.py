@@ -39,7 +39,6 @@ from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel  # noq
 from devis_plugins.trajectorycrafter.policy import TrajectoryCrafterBackbone  # noqa: E402
 from devis_plugins.trajectorycrafter.presets import FULL, TINY  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Policy"
 FULL_HEADER = "### Full size"
 
@@ -256,15 +255,15 @@ def full_table(row: dict[str, Any]) -> str:
 
 def write_results(tiny: dict[str, Any], full: dict[str, Any] | None) -> None:
     """Replace (or append) the policy section of RESULTS.md."""
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    old = pattern.search(content)
+    from results_md import current_section, replace_section  # sibling module in benchmarks/
+
+    old = current_section(SECTION)
     if full is not None:
         full_text = full_table(full)
     else:
         previous = re.search(
             rf"^{re.escape(FULL_HEADER)}.*?\n\n(Measured on .*?)(?=^#|\Z)",
-            old.group(0) if old else "",
+            old,
             re.MULTILINE | re.DOTALL,
         )
         full_text = (
@@ -290,11 +289,7 @@ target is a ratio of at most 1.05.
 
 {full_text}
 """
-    if old:
-        content = content[: old.start()] + section + content[old.end() :]
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(content)
+    replace_section(SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +29,6 @@ from devis_core.plugins import load_registry
 from devis_core.rewards import CompositeReward
 from devis_core.types import RewardInputs
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Reward"
 TERMS = [
     {"kind": "psnr-visible"},
@@ -185,14 +182,9 @@ over the mask eroded by a 7x7 square), as `benchmarks/reward.py` writes them.
 
 {text}
 """
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: section + "\n", content).rstrip() + "\n"
-    else:
-        content = content.rstrip() + "\n\n" + section
-    RESULTS.write_text(content)
-    print(f"wrote {RESULTS}")
+    from results_md import replace_section  # a sibling module: scripts run from benchmarks/
+
+    print(f"wrote {replace_section(SECTION, section)}")
 
 
 if __name__ == "__main__":

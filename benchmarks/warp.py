@@ -30,7 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Forward warp"
 
 
@@ -432,14 +431,9 @@ matmuls, one frame per call, four `index_put_` splats into a padded canvas per b
 
 {text}
 """
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: section + "\n", content).rstrip() + "\n"
-    else:
-        content = content.rstrip() + "\n\n" + section
-    RESULTS.write_text(content)
-    print(f"wrote {RESULTS}")
+    from results_md import replace_section  # a sibling module: scripts run from benchmarks/
+
+    print(f"wrote {replace_section(SECTION, section)}")
 
 
 if __name__ == "__main__":
