@@ -30,7 +30,7 @@ from devis_core.config import (
     to_yaml,
     validate_config,
 )
-from devis_core.engines.tables import markdown_table, write_tables
+from devis_core.engines.tables import json_safe, markdown_table, write_tables
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
@@ -88,7 +88,7 @@ def evaluate_pipeline(config: PipelineBase, registry: Registry, *, progress: boo
                 "sample_id": sample.sample_id,
                 "index": index,
                 "generator_calls": result.generator_calls,
-                **{metric: _json_number(value) for metric, value in values.items()},
+                **{metric: json_safe(value) for metric, value in values.items()},
             }
             handle.write(json.dumps(record) + "\n")
             handle.flush()
@@ -185,7 +185,3 @@ def _check_same_run(path: Path, resolved: dict[str, Any]) -> None:
             f"{path.parent} holds an evaluation of another config (it differs in: "
             f"{', '.join(changed)}); choose another `output` or delete that directory"
         )
-
-
-def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None

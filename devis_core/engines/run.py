@@ -9,7 +9,6 @@ conditions), ``generated.mp4``, ``target.mp4`` when the dataset has ground truth
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from devis_core.config import PipelineBase, dump_config, to_yaml
+from devis_core.engines.tables import json_safe
 from devis_core.errors import UsageError
 from devis_core.media import save_comparison, write_mask_video, write_video
 from devis_core.pipeline import Pipeline
@@ -72,10 +72,8 @@ def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = T
         "seconds": round(seconds, 3),
         "visible_fraction": float(mask.float().mean()),
     }
-    metrics.update({name: _finite(value) for name, value in pipeline.score(sample, video).items()})
+    metrics.update(
+        {name: json_safe(value) for name, value in pipeline.score(sample, video).items()}
+    )
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return output
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -50,12 +50,13 @@ def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
     document = {
         "title": result.title,
         "columns": result.columns,
-        "rows": [{k: _json_safe(v) for k, v in row.items()} for row in result.rows],
+        "rows": [{k: json_safe(v) for k, v in row.items()} for row in result.rows],
         "notes": result.notes,
     }
     paths["json"].write_text(json.dumps(document, indent=2) + "\n")
     return paths
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: a non-finite float becomes null, anything else stays."""
     return None if isinstance(value, float) and not math.isfinite(value) else value

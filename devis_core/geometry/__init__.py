@@ -16,6 +16,7 @@ from devis_core.geometry.cameras import (
     project,
     relative_pose,
     transform_points,
+    world_to_camera,
 )
 from devis_core.geometry.depth import disparity_to_depth
 from devis_core.geometry.trajectory import (
@@ -50,4 +51,5 @@ __all__ = [
     "relative_pose",
     "sample_increments",
     "transform_points",
+    "world_to_camera",
 ]

@@ -68,6 +68,18 @@ def relative_pose(w2c_from: torch.Tensor, w2c_to: torch.Tensor) -> torch.Tensor:
     return w2c_to @ invert_rigid(w2c_from)
 
 
+def world_to_camera(rotation: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """``(..., 4, 4)`` matrix ``[R | -R c]`` of a camera with rotation ``R`` at world centre ``c``.
+
+    The inverse of :func:`camera_center`; computed in the dtype of ``rotation``.
+    """
+    pose = torch.zeros(*rotation.shape[:-2], 4, 4, dtype=rotation.dtype, device=rotation.device)
+    pose[..., :3, :3] = rotation
+    pose[..., :3, 3] = -(rotation @ center.to(rotation.dtype).unsqueeze(-1)).squeeze(-1)
+    pose[..., 3, 3] = 1.0
+    return pose
+
+
 def camera_center(w2c: torch.Tensor) -> torch.Tensor:
     """World position (..., 3) of the camera of each w2c matrix (..., 4, 4): ``-R^T t``."""
     rotation = w2c[..., :3, :3]

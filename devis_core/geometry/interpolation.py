@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from devis_core.geometry.cameras import camera_center
+from devis_core.geometry.cameras import camera_center, world_to_camera
 
 
 def rotation_log(rotation: torch.Tensor) -> torch.Tensor:
@@ -67,8 +67,4 @@ def interpolate_pose(w2c_from: torch.Tensor, w2c_to: torch.Tensor, fraction: flo
     rotation = turn @ rot_from
     center_from = camera_center(w2c_from).to(torch.float64)
     center = center_from + fraction * (camera_center(w2c_to).to(torch.float64) - center_from)
-    pose = torch.zeros(*rotation.shape[:-2], 4, 4, dtype=torch.float64, device=rotation.device)
-    pose[..., :3, :3] = rotation
-    pose[..., :3, 3] = -(rotation @ center.unsqueeze(-1)).squeeze(-1)
-    pose[..., 3, 3] = 1.0
-    return pose.to(w2c_from.dtype)
+    return world_to_camera(rotation, center).to(w2c_from.dtype)

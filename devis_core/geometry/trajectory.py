@@ -43,6 +43,8 @@ from typing import Literal
 
 import torch
 
+from devis_core.geometry.cameras import world_to_camera
+
 
 @dataclass(frozen=True)
 class Motion:
@@ -110,10 +112,7 @@ def orbit_pose(
     center = torch.tensor([motion.x, -motion.y, pivot_depth], dtype=torch.float64)
     center = center + radius * direction
     rotation = _rotation_x(theta) @ _rotation_y(phi)
-    w2c = torch.eye(4, dtype=torch.float64)
-    w2c[:3, :3] = rotation
-    w2c[:3, 3] = -(rotation @ center)
-    return w2c.to(dtype=dtype, device=device)
+    return world_to_camera(rotation, center).to(dtype=dtype, device=device)
 
 
 def orbit_trajectory(

@@ -110,3 +110,18 @@ def test_camera_center_maps_to_camera_origin() -> None:
         camera_center(shifted), torch.tensor([-1.0, 2.0, -0.5], dtype=torch.float64)
     )
     assert math.isclose(float(torch.linalg.norm(center)), float(torch.linalg.norm(w2c[:3, 3])))
+
+
+def test_world_to_camera_is_the_inverse_of_camera_center():
+    from devis_core.geometry import camera_center, world_to_camera
+    from devis_core.geometry.interpolation import rotation_exp
+
+    rotation = rotation_exp(torch.tensor([[0.3, -1.1, 0.4], [0.0, 0.0, 0.0]], dtype=torch.float64))
+    center = torch.tensor([[1.0, -2.0, 3.5], [0.0, 0.0, 4.0]], dtype=torch.float64)
+    pose = world_to_camera(rotation, center)
+    assert pose.shape == (2, 4, 4)
+    torch.testing.assert_close(camera_center(pose), center)
+    point = torch.tensor([0.5, 0.25, -1.0], dtype=torch.float64)
+    expected = rotation[0] @ (point - center[0])  # x_cam = R (x_world - c)
+    torch.testing.assert_close(pose[0, :3, :3] @ point + pose[0, :3, 3], expected)
+    assert torch.equal(pose[:, 3], torch.tensor([[0.0, 0.0, 0.0, 1.0]] * 2, dtype=torch.float64))
