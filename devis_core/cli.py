@@ -192,7 +192,10 @@ def ablate(
     seed: int,
     quiet: bool,
 ) -> None:
-    """Run an ablation suite and write its table (markdown, CSV, JSON)."""
+    """Run an ablation suite and write its table (markdown, CSV, JSON) and bar plots.
+
+    Running it again into the same --output reuses the rows already finished there.
+    """
     from devis_core.engines.ablate import run_suite
 
     registry = _registry()

@@ -15,7 +15,7 @@ release = version = __version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "results"]  # results/: committed suite outputs, not pages
 html_theme = "furo"
 html_title = f"DEVIS {version}"
 myst_heading_anchors = 3

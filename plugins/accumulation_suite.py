@@ -5,13 +5,22 @@ with one backbone and one depth estimator over the same synthetic scenes and orb
 reports PSNR, SSIM, LPIPS (when weights are configured), PSNR-Nocc and SSIM-Nocc against the
 ground truth, with the generator calls and seconds per sample.
 
+With ``lora`` set, every strategy runs twice with the same backbone, without and with that
+LoRA (the paper's "w/o LoRA" and "w LoRA" halves: the model before and after the small-view
+fine-tune); the backbone is then ``lora_backbone`` (by default the tiny TrajectoryCrafter of
+the packaged training config, whose LoRA ``devis train`` of that config writes).
+
 At the default (toy) scale it uses the weight-free ``inpaint`` generator: the ranking it
 prints is that of a classical inpainter fed each strategy's conditions, not of a diffusion
-model; docs/adevis.md reports what it shows.
+model; docs/adevis.md reports what it shows. At ``scale: paper`` it runs the paper's setting:
+100 Kubric-4D trajectories, the full TrajectoryCrafter without and with the Kubric-4D LoRA,
+DepthCrafter depth and LPIPS, on an accelerator, and refuses to start without them. Finished
+rows are kept in ``rows/`` of the output folder and reused when the suite runs again there.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,16 @@ from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.engines.compare import compare_variants
+from devis_core.engines.reproduce import (
+    SCALE_DESCRIPTION,
+    MetricWeights,
+    Missing,
+    PaperAssets,
+    Scale,
+    metric_entries,
+    toy_training_config,
+    with_defaults,
+)
 from devis_core.errors import UsageError
 from devis_core.types import SuiteContext, SuiteResult
 
@@ -31,28 +50,39 @@ STRATEGIES = {
     "BTA": "bta",
 }
 
+TOY_DATASET = {
+    "kind": "synthetic",
+    "frames": 16,
+    "height": 96,
+    "width": 160,
+    "azimuth_range": [60.0, 90.0],
+    "elevation_range": [0.0, 20.0],
+}
+TOY_BACKBONE = {"kind": "inpaint"}
+TOY_DEPTH = {"kind": "carried"}
+
 
 class AccumulationSuiteConfig(BaseModel):
     """Scenes, generator and strategies of the accumulation ablation."""
 
-    samples: int = Field(8, ge=1, description="Synthetic scenes (each with its own orbit).")
+    scale: Scale = Field("toy", description=SCALE_DESCRIPTION)
+    samples: int | None = Field(
+        None,
+        ge=1,
+        description="Scenes (each with its own orbit); default 8 at toy scale, the 100 "
+        "Kubric-4D trajectories at paper scale.",
+    )
     steps: int = Field(3, ge=1, description="K, generation steps of every accumulating strategy.")
     dataset: dict[str, Any] = Field(
-        default_factory=lambda: {
-            "kind": "synthetic",
-            "frames": 16,
-            "height": 96,
-            "width": 160,
-            "azimuth_range": [60.0, 90.0],
-            "elevation_range": [0.0, 20.0],
-        },  # fmt: skip
-        description="The dataset entry (its num_samples is set from `samples`).",
+        default_factory=lambda: dict(TOY_DATASET),
+        description="The dataset entry (its num_samples is set from `samples`); without "
+        "`kind`, changes to the default synthetic one.",
     )
     backbone: dict[str, Any] = Field(
-        default_factory=lambda: {"kind": "inpaint"}, description="The backbone entry."
+        default_factory=lambda: dict(TOY_BACKBONE), description="The backbone entry."
     )
     depth: dict[str, Any] = Field(
-        default_factory=lambda: {"kind": "carried"},
+        default_factory=lambda: dict(TOY_DEPTH),
         description="Depth estimator; it must run on generated videos (RVA, ORA, BTA need it).",
     )
     strategies: list[str] = Field(
@@ -60,11 +90,23 @@ class AccumulationSuiteConfig(BaseModel):
         description=f"Rows to run, among: {', '.join(STRATEGIES)}.",
     )
     metrics: list[str] = Field(
-        default_factory=lambda: ["psnr", "ssim", "psnr-nocc", "ssim-nocc"],
-        description="Metrics; add lpips with its weights via `lpips_weights`.",
+        default_factory=lambda: ["psnr", "ssim", "lpips", "psnr-nocc", "ssim-nocc"],
+        description="Metrics (Table 2's); those whose weights are not set are skipped.",
     )
-    lpips_weights: Path | None = Field(
-        None, description="LPIPS weights file; when given, LPIPS is added to the table."
+    weights: MetricWeights = Field(
+        default_factory=MetricWeights, description="Weight files of the network metrics."
+    )
+    lora: Path | None = Field(
+        None, description="A LoRA of `lora_backbone`: adds the w/o LoRA / w LoRA split."
+    )
+    lora_backbone: dict[str, Any] | None = Field(
+        None,
+        description="Backbone of both halves when `lora` is set, with the LoRA settings the "
+        "checkpoint was trained with; default: the packaged training config's tiny "
+        "TrajectoryCrafter (the full one, rank 64, at paper scale).",
+    )
+    paper: PaperAssets = Field(
+        default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
     )
 
 
@@ -79,35 +121,64 @@ class AccumulationSuite:
         unknown = [name for name in cfg.strategies if name not in STRATEGIES]
         if unknown:
             raise UsageError(f"unknown strategies {unknown}; choose among {list(STRATEGIES)}")
-        metrics: list[Any] = list(cfg.metrics)
-        if cfg.lpips_weights is not None:
-            metrics.insert(2, {"kind": "lpips", "weights_path": str(cfg.lpips_weights)})
-        base = {
-            "dataset": {**cfg.dataset, "num_samples": cfg.samples},
-            "depth": cfg.depth,
-            "backbone": cfg.backbone,
-            "metrics": metrics,
-        }
+        if cfg.scale == "paper":
+            self._require_paper(context)
+            dataset, depth = cfg.paper.datasets(["kubric4d"])["Kubric-4D"]
+            samples = cfg.samples or dataset["count"]
+            dataset = {**dataset, "count": samples}
+            backbone = cfg.lora_backbone or cfg.paper.backbone()
+        else:
+            samples = cfg.samples or 8
+            dataset = {**with_defaults(cfg.dataset, TOY_DATASET), "num_samples": samples}
+            depth = with_defaults(cfg.depth, TOY_DEPTH)
+            backbone = with_defaults(cfg.backbone, TOY_BACKBONE)
+            if cfg.lora is not None:
+                backbone = cfg.lora_backbone or toy_training_config()["backbone"]
+        metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
+        base = {"dataset": dataset, "depth": depth, "backbone": backbone, "metrics": metrics}
+        halves = {"": []} if cfg.lora is None else {
+            " w/o LoRA": ["backbone.lora=null"],
+            " w LoRA": [f"backbone.lora.path={cfg.lora}"],
+        }  # fmt: skip
         variants = {
-            row: [f"accumulator={{kind: {kind}}}"]
+            row + half: [f"accumulator={{kind: {kind}}}", *changes]
             + ([] if kind == "direct" else [f"accumulator.steps={cfg.steps}"])
+            for half, changes in halves.items()
             for row, kind in STRATEGIES.items()
             if row in cfg.strategies
         }
-        names, rows = compare_variants(
-            base, variants, context, samples=cfg.samples, source="suite 'accumulation'"
+        _, rows = compare_variants(
+            base,
+            variants,
+            context,
+            samples=samples,
+            source="suite 'accumulation'",
+            store=context.output / "rows",
         )
-        for row in rows:
-            row["strategy"] = row.pop("variant")
-        backbone = cfg.backbone["kind"]
+        unmeasured = dict.fromkeys(cfg.metrics, math.nan)  # no weights: NaN cells, not gaps
+        rows = [{"strategy": row.pop("variant")} | unmeasured | row for row in rows]
+        kind = backbone["kind"]
         return SuiteResult(
-            title=f"Accumulation strategies ({backbone} backbone, {cfg.samples} scenes)",
-            columns=["strategy", *names, "generator calls", "seconds"],
+            title=f"Accumulation strategies ({kind} backbone, {samples} scenes, {cfg.scale} scale)",
+            columns=["strategy", *cfg.metrics, "generator calls", "seconds"],
             rows=rows,
             notes=[
-                f"Backbone {backbone!r}, depth {cfg.depth['kind']!r}, K = {cfg.steps} steps; "
-                "metrics against the synthetic ground truth, means over scenes.",
+                f"Backbone {kind!r}, depth {depth['kind']!r}, K = {cfg.steps} steps; "
+                "metrics against the ground truth, means over scenes.",
+                *skipped,
             ],
+        )
+
+    def _require_paper(self, context: SuiteContext) -> None:
+        cfg, missing = self.config, Missing()
+        cfg.paper.require_datasets(missing, ["kubric4d"])
+        cfg.paper.require_models(missing, backbone=cfg.lora_backbone is None)
+        missing.path("the Kubric-4D fine-tuned LoRA (w LoRA rows)", cfg.lora, "lora")
+        cfg.weights.require(missing, cfg.metrics)
+        missing.accelerator(context.device)
+        missing.raise_if_any(
+            "accumulation",
+            "Kubric-4D, TrajectoryCrafter and DepthCrafter weights, the LoRA and an accelerator",
         )
 
 

@@ -1,4 +1,5 @@
-"""Metrics ``lpips-diversity`` and ``clip-diversity``: how different the samples of a group are.
+"""Metrics ``lpips-diversity``, ``clip-diversity`` and ``pixel-diversity``: how different the
+samples of a group are.
 
 Table 3 of the paper measures the diversity of a sampling group as the mean pairwise LPIPS
 and the mean pairwise CLIP-embedding distance between its videos. Both metrics take the
@@ -6,7 +7,9 @@ group as one batch ``(G, T, 3, H, W)`` (``target`` and ``mask`` are ignored) and
 each video, its mean distance to the other ``G - 1``; the mean of that vector is the mean
 pairwise distance of the group. Distances are per frame (frame ``t`` against frame ``t``),
 averaged over frames; the CLIP distance is ``1 - cosine`` of CLIP ViT-L/14 image embeddings.
-A single video has no pair: NaN with a warning.
+``pixel-diversity`` (not in the paper) is the same with the RMSE of the pixels as the distance:
+it needs no weights, so toy-scale runs can report a diversity. A single video has no pair: NaN
+with a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
 
 class LPIPSDiversityConfig(LPIPSSettings):
     """LPIPS network and where its trunk weights are."""
+
+
+class PixelDiversityConfig(BaseModel):
+    """No settings: the distance is the pixel RMSE."""
 
 
 class CLIPDiversityConfig(BaseModel):
@@ -99,7 +106,23 @@ class CLIPDiversity(_GroupDiversity):
         return (1 - cosine).mean(dim=0).fill_diagonal_(0)
 
 
+class PixelDiversity(_GroupDiversity):
+    """Mean pixel RMSE from each video of a group to the others (weight-free diversity)."""
+
+    def __init__(self, config: PixelDiversityConfig):
+        self.config = config
+
+    def pairwise(self, group: torch.Tensor) -> torch.Tensor:
+        size = group.shape[0]
+        matrix = torch.zeros(size, size, dtype=torch.float64, device=group.device)
+        for first, second in torch.triu_indices(size, size, offset=1).T.tolist():
+            difference = (group[first] - group[second]).double().flatten(start_dim=1)
+            matrix[first, second] = difference.square().mean(dim=1).sqrt().mean()
+        return matrix + matrix.T
+
+
 @devis_core.hookimpl
 def devis_register_metrics(register):
     register("lpips-diversity", LPIPSDiversity, LPIPSDiversityConfig)
     register("clip-diversity", CLIPDiversity, CLIPDiversityConfig)
+    register("pixel-diversity", PixelDiversity, PixelDiversityConfig)

@@ -2,7 +2,9 @@
 
 The generic ablation: every variant runs the same pipeline config with its own overrides
 (``accumulator.kind=rfa``, ``backbone.fill=0.5``, ...) on the same dataset samples and seeds,
-and the table reports the mean of each configured metric per variant.
+and the table reports the mean of each configured metric per variant. Finished variants are
+kept in ``rows/`` of the output folder and reused when the suite runs again there. It has no
+``scale`` switch: the pipeline YAML says everything about the models and data.
 
     devis ablate variants -o pipeline=my.yaml \\
         -o 'variants={direct: [], clean: [accumulator.clean=true]}'
@@ -41,7 +43,7 @@ class VariantsSuite:
         base = read_yaml(self.config.pipeline)
         names, rows = compare_variants(
             base, self.config.variants, context, samples=self.config.samples,
-            source=str(self.config.pipeline),
+            source=str(self.config.pipeline), store=context.output / "rows",
         )  # fmt: skip
         return SuiteResult(
             title=f"Variants of {self.config.pipeline.name}",

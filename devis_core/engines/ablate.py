@@ -1,4 +1,4 @@
-"""``devis ablate SUITE``: configure a registered suite, run it, write its tables."""
+"""``devis ablate SUITE``: configure a registered suite, run it, write its tables and plots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from devis_core.config import apply_overrides, format_path, to_yaml
 from devis_core.devices import resolve_device
-from devis_core.engines.tables import write_tables
+from devis_core.engines.tables import write_plots, write_tables
 from devis_core.errors import ConfigError
 from devis_core.registry import Registry
 from devis_core.types import SuiteContext, SuiteResult
@@ -25,7 +25,11 @@ def run_suite(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[SuiteResult, Path]:
-    """Run suite ``name`` with ``field=value`` overrides of its config; return its table."""
+    """Run suite ``name`` with ``field=value`` overrides of its config; return its table.
+
+    Writes ``table.{md,csv,json}`` and ``plots/<metric>.png`` into ``output``; suites keep
+    their finished rows there too, so running again into the same ``output`` resumes.
+    """
     component = registry.get("suite", name)
     data = apply_overrides({}, overrides)
     try:
@@ -54,4 +58,5 @@ def run_suite(
     )
     result = suite.run(context)
     write_tables(result, output)
+    write_plots(result, output)
     return result, output

@@ -2,20 +2,25 @@
 
 This is the loop behind most ablation suites: a variant is a name and a list of ``KEY=VALUE``
 overrides of a base config. Every variant sees the same samples (rendered or loaded once and
-shared when the variants do not change the dataset) and the same seeds.
+shared when the variants do not change the dataset) and the same seeds. With a ``store``
+folder each finished variant's row is saved there, and a later run with the same config,
+seed and sample count reuses it instead of recomputing it (suites resume).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from devis_core.config import apply_overrides, validate_config
+from devis_core.engines.tables import slug
 from devis_core.pipeline import Pipeline
 from devis_core.types import SuiteContext, ViewSynthesisSample
 
@@ -27,11 +32,13 @@ def compare_variants(
     *,
     samples: int,
     source: str = "suite",
+    store: Path | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """One row per variant: mean of every metric over the first ``samples`` samples.
 
     Returns the metric names (in the order first seen) and the rows, each with ``variant``,
-    the metrics, ``generator calls``, ``seconds`` (mean per sample) and ``samples``.
+    the metrics, ``generator calls``, ``seconds`` (mean per sample) and ``samples``. Rows
+    found in ``store`` for the same resolved config and sample count are reused.
     """
     cache: dict[str, list[ViewSynthesisSample]] = {}
     names: list[str] = []
@@ -40,15 +47,22 @@ def compare_variants(
         forced = [f"seed={context.seed}", f"device={context.device}"]
         data = apply_overrides(base, [*overrides, *forced])
         config = validate_config(data, context.registry, source=f"{source}, variant {variant!r}")
+        key = {"config": json.loads(json.dumps(data, default=str)), "samples": samples}
+        path = None if store is None else store / f"{slug(variant)}.json"
+        saved = stored_row(path, key)
+        if saved is not None:
+            names += [name for name in saved["metrics"] if name not in names]
+            rows.append(saved["row"])
+            continue
         pipeline = Pipeline(config, context.registry)
-        key = json.dumps(data.get("dataset"), sort_keys=True, default=str)
-        if key not in cache:
+        dataset = json.dumps(data.get("dataset"), sort_keys=True, default=str)
+        if dataset not in cache:
             count = min(samples, len(pipeline.dataset))
-            cache[key] = [pipeline.dataset[i] for i in range(count)]
+            cache[dataset] = [pipeline.dataset[i] for i in range(count)]
         values: dict[str, list[float]] = {}
         calls, seconds = [], []
         for index, sample in enumerate(
-            tqdm(cache[key], desc=variant, disable=not context.progress, leave=False)
+            tqdm(cache[dataset], desc=variant, disable=not context.progress, leave=False)
         ):
             started = time.perf_counter()
             result = pipeline.synthesize(sample, seed_offset=index)
@@ -63,11 +77,30 @@ def compare_variants(
             {
                 "generator calls": finite_mean(calls),
                 "seconds": finite_mean(seconds),
-                "samples": len(cache[key]),
+                "samples": len(cache[dataset]),
             }
         )
         rows.append(row)
+        if path is not None:
+            store_row(path, key, list(values), row)
     return names, rows
+
+
+def stored_row(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A finished row saved at ``path`` for the same ``key``; None when absent or stale."""
+    if path is None or not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("key") == key else None
+
+
+def store_row(path: Path, key: dict[str, Any], metrics: list[str], row: dict[str, Any]) -> None:
+    """Save a finished row (written then renamed: an interrupted write leaves no row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    document = {"key": key, "metrics": metrics, "row": row}
+    staging.write_text(json.dumps(document, indent=2) + "\n")  # NaN stays NaN (Python reads it)
+    os.replace(staging, path)
 
 
 def finite_mean(values: Sequence[float]) -> float:

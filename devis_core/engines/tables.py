@@ -1,10 +1,13 @@
-"""Result tables as people read them (markdown) and as programs read them (CSV, JSON)."""
+"""Result tables as people read them (markdown, bar plots) and as programs read them (CSV,
+JSON)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,52 @@ def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
 def json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: a non-finite float becomes null, anything else stays."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a row or column name (``SSIM-Nocc std`` -> ``ssim-nocc-std``)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed"
+
+
+def is_number(value: Any) -> bool:
+    """An int or float that is not a bool (a cell a bar can show)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def write_plots(result: SuiteResult, directory: Path) -> list[Path]:
+    """One bar plot per measured column, ``plots/<column>.png``: columns of floats with at
+    least one finite value (counts, all ints, and columns never measured get none). Bars are
+    labelled by the row's text cells; a ``<column> std`` column gives the error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels_of = [c for c in result.columns if not all(is_number(r.get(c)) for r in result.rows)]
+    labels = [" / ".join(str(row.get(c, "")) for c in labels_of) for row in result.rows]
+    written = []
+    for column in result.columns:
+        if column in labels_of or column.endswith(" std"):
+            continue
+        cells = [row.get(column, math.nan) for row in result.rows]
+        values = [float(v) for v in cells]
+        if all(isinstance(v, int) for v in cells) or not any(math.isfinite(v) for v in values):
+            continue
+        errors = None
+        if f"{column} std" in result.columns:
+            errors = [float(row.get(f"{column} std", math.nan)) for row in result.rows]
+        figure, axes = plt.subplots(figsize=(max(4.0, 0.9 * len(values) + 1.5), 3.6))
+        axes.bar(range(len(values)), values, yerr=errors, capsize=3 if errors else 0)
+        axes.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
+        axes.set_ylabel(column)
+        axes.set_title(result.title, fontsize=9)
+        axes.grid(axis="y", alpha=0.3)
+        figure.tight_layout()
+        path = directory / "plots" / f"{slug(column)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.stem}.tmp.png")
+        figure.savefig(staging, dpi=100)
+        plt.close(figure)
+        os.replace(staging, path)
+        written.append(path)
+    return written

@@ -1,0 +1,225 @@
+"""Train several methods from one warm start, then score each on held-out scenes.
+
+The machinery of the training suites (the paper's Tables 3 and 4), as
+``benchmarks/learning.py`` does it: the first method's run does the config's supervised warm
+start and then trains; every other method starts from that warm-started LoRA (no warm start
+of its own) with the same config and therefore the same sample budget, changed only by its
+overrides (``algorithm={kind: sft, mode: best}``, ``training.sampling=vanilla``, ...). Each
+trained LoRA is scored by *one-step* generation (the deterministic sampler, conditioned on
+the source reprojected by the whole motion) on held-out scenes: the config's composite reward
+and the given metrics against the ground truth.
+
+Each finished row is saved as ``<directory>/<method>/scores.json`` with the config and
+held-out settings it was made with, and reused by the next call with the same ones; a
+training interrupted mid-way resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from devis_core.config import PipelineBase, apply_overrides, validate_config
+from devis_core.engines.compare import finite_mean
+from devis_core.engines.evaluate import read_records
+from devis_core.engines.sampling import one_step_conditions, sample_group
+from devis_core.engines.tables import slug
+from devis_core.engines.train import (
+    CHECKPOINTS,
+    FINAL_LORA,
+    LATEST,
+    METRICS,
+    WARM_START_LORA,
+    train_pipeline,
+)
+from devis_core.errors import UsageError
+from devis_core.pipeline import Pipeline, make_generator
+from devis_core.registry import Registry
+from devis_core.rewards import CompositeReward
+from devis_core.types import RewardInputs
+
+WARM_START = "warm start"
+"""Row name of the warm-started LoRA every method starts from."""
+
+HELD_OUT_SEED = 1000
+"""Dataset seed of the held-out scenes (training uses the config's own seed)."""
+
+
+@dataclass
+class HeldOut:
+    """Scenes the trained models are scored on, and with what."""
+
+    samples: int
+    metrics: list[str | dict[str, Any]]
+    dataset: dict[str, Any] | None = None
+    """A dataset entry; None: the training dataset drawn with :data:`HELD_OUT_SEED`."""
+    diversity: list[str | dict[str, Any]] = field(default_factory=list)
+    """Group metrics (``lpips-diversity``, ...) of one sampling group per held-out scene."""
+
+
+def train_from_warm_start(
+    base: dict[str, Any],
+    methods: Mapping[str, Sequence[str]],
+    directory: Path,
+    registry: Registry,
+    held_out: HeldOut,
+    *,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Train each method (overrides of ``base``) from one warm start; score every model on
+    ``held_out`` with :func:`one_step_scores`.
+
+    Returns the scores of the :data:`WARM_START` row, then of each method in order, each
+    with ``train minutes`` and ``seconds / iteration`` (the mean wall time of one training
+    round: sampling, rewards and update) read from the run's ``metrics.jsonl``.
+    """
+    first = next(iter(methods))
+    warm = directory / slug(first) / WARM_START_LORA
+    rows: dict[str, dict[str, float]] = {}
+    for method, changes in methods.items():
+        run = directory / slug(method)
+        data = apply_overrides(base, [*changes, f"output={run}"])
+        if method != first:
+            data = apply_overrides(
+                data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
+            )
+        config = validate_config(data, registry, source=f"training of {method!r}")
+        key = json.loads(json.dumps({"config": data, "held_out": asdict(held_out)}, default=str))
+        rows[method] = _finished(run / "scores.json", key) or _train_and_score(
+            config, data, run, registry, held_out, key, progress
+        )
+        if method == first:
+            path = run / "scores_warm_start.json"
+            rows[WARM_START] = _finished(path, key) or _saved(
+                path, key, one_step_scores(data, warm, registry, held_out)
+            )
+    return {WARM_START: rows.pop(WARM_START), **rows}
+
+
+def _train_and_score(
+    config: PipelineBase,
+    data: dict[str, Any],
+    run: Path,
+    registry: Registry,
+    held_out: HeldOut,
+    key: dict[str, Any],
+    progress: bool,
+) -> dict[str, float]:
+    if not (run / FINAL_LORA).is_file():
+        resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
+        train_pipeline(config, registry, resume=resume, progress=progress)
+    scores = one_step_scores(data, run / FINAL_LORA, registry, held_out)
+    scores.update(training_times(run))
+    return _saved(run / "scores.json", key, scores)
+
+
+def training_times(run: Path) -> dict[str, float]:
+    """``train minutes`` (warm start included) and ``seconds / iteration`` of a finished run."""
+    records = read_records(run / METRICS)
+    rounds = [r for r in records if r.get("event") == "round"]
+    iteration = [r["seconds_sampling"] + r["seconds_rewards"] + r["seconds_update"] for r in rounds]
+    total = sum(r.get("seconds", 0.0) for r in records if r.get("event") == "warm_start_done")
+    total += sum(iteration) + sum(r["seconds_checkpoint"] for r in rounds)
+    return {
+        "train minutes": total / 60,
+        "seconds / iteration": statistics.fmean(iteration) if iteration else math.nan,
+    }
+
+
+def one_step_scores(
+    data: dict[str, Any], lora: Path, registry: Registry, held_out: HeldOut
+) -> dict[str, float]:
+    """Mean composite reward and metrics of one-step generation with ``lora`` on held-out
+    scenes; with ``held_out.diversity``, also the mean diversity of one sampling group per
+    scene, drawn the way the config's training samples (DEVIS or vanilla groups)."""
+    data = copy.deepcopy(data)
+    data["backbone"].setdefault("lora", {})["path"] = str(lora)
+    data["metrics"] = list(held_out.metrics)
+    if held_out.dataset is not None:
+        data["dataset"] = dict(held_out.dataset)
+    else:
+        data["dataset"] = {
+            **data["dataset"],
+            "seed": HELD_OUT_SEED,
+            "num_samples": held_out.samples,
+        }
+    config = validate_config(data, registry, source="held-out scoring")
+    pipeline = Pipeline(config, registry)
+    reward = CompositeReward(data.get("rewards", []), registry)
+    reward.to(pipeline.device)
+    diversity = {
+        _entry_name(entry): _placed(registry.build("metric", _entry(entry)), pipeline.device)
+        for entry in held_out.diversity
+    }
+    scores: dict[str, list[float]] = {}
+    for index in range(min(held_out.samples, len(pipeline.dataset))):
+        sample = pipeline.dataset[index].to(pipeline.device)
+        cond = one_step_conditions(sample, pipeline.depth)
+        with torch.no_grad():
+            video = pipeline.backbone.generate(cond, make_generator(index))
+        inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
+        scores.setdefault("reward", []).append(float(reward(inputs).total[0]))
+        for name, value in pipeline.score(sample, video).items():
+            scores.setdefault(name, []).append(value)
+        if diversity:
+            group = sample_group(
+                index,
+                sample,
+                policy=pipeline.backbone,
+                accumulator=pipeline.accumulator,
+                depth=pipeline.depth,
+                size=config.algorithm.num_generations,
+                mode=config.training.sampling,
+                k_range=(config.training.k_min, config.training.k_max),
+                same_noise=config.training.same_noise,
+                seed_parts=(config.seed, "held-out diversity"),
+            )
+            videos = torch.stack([member.video for member in group.members])
+            for name, metric in diversity.items():
+                value = metric.compute(videos, videos).double().mean()
+                scores.setdefault(name, []).append(float(value))
+    return {name: finite_mean(values) for name, values in scores.items()}
+
+
+def _entry(entry: str | dict[str, Any]) -> dict[str, Any]:
+    return {"kind": entry} if isinstance(entry, str) else dict(entry)
+
+
+def _entry_name(entry: str | dict[str, Any]) -> str:
+    return _entry(entry)["kind"]
+
+
+def _placed(component: Any, device: torch.device) -> Any:
+    mover = getattr(component, "to", None)
+    return component if mover is None else (mover(device) or component)
+
+
+def _finished(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
+    """Saved scores of the same config and held-out settings; a different one is refused
+    (its training run could not be resumed either)."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("key") != key:
+        raise UsageError(
+            f"{path} holds results of another config or held-out setting: run into another "
+            "--output, or delete that folder to recompute it"
+        )
+    return saved["scores"]
+
+
+def _saved(path: Path, key: dict[str, Any], scores: dict[str, float]) -> dict[str, float]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps({"key": key, "scores": scores}, indent=2) + "\n")
+    os.replace(staging, path)
+    return scores

@@ -1,0 +1,244 @@
+"""Suites ``grpo-vs-vanilla`` (the paper's Table 3) and ``paradigms`` (Table 4).
+
+Both train several methods from one warm start with the same sample budget and score every
+trained LoRA by one-step generation on held-out scenes
+(:func:`devis_core.engines.paradigms.train_from_warm_start`): per seed, the training config's
+run does the warm start and DEVIS-GRPO, and each other method starts from that warm-started
+LoRA with only its own overrides. The table gives the mean over seeds (and the standard
+deviation with several seeds) of the config's composite reward and the consistency metrics.
+
+- ``grpo-vs-vanilla``: DEVIS-GRPO against Vanilla-GRPO (groups drawn by one-step generation
+  with different noise only), with the diversity of a sampling group drawn as each trains
+  (CLIP, LPIPS and the weight-free pixel RMSE) and the seconds per training iteration (one
+  round: sampling, rewards and update).
+- ``paradigms``: SFT on all samples, on the best of each group, reward-weighted SFT,
+  Diffusion-DPO on best against worst, and DEVIS-GRPO.
+
+At toy scale (the default) the training config is the packaged tiny one (the tiny
+TrajectoryCrafter on synthetic scenes, CPU), changed by ``train_overrides`` (e.g.
+``-o 'train_overrides=[training.rounds=2]'``), and the held-out scenes are synthetic scenes
+of another seed. At paper scale the training config must be given (the full model's), the
+paper's schedule is applied (50 rounds of 32 groups x 16 samples, 10 epochs; then
+``train_overrides``), the held-out scenes are the 100 Kubric-4D trajectories, and the suite
+refuses to start without the config, the data, the metric weights and an accelerator.
+Finished rows are kept under the output folder (``seed<S>/<method>/scores.json``) and reused
+when the suite runs again there.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import devis_core
+from devis_core.config import PipelineBase, apply_overrides, validate_config
+from devis_core.engines.compare import finite_mean
+from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
+from devis_core.engines.reproduce import (
+    PAPER_SCHEDULE,
+    SCALE_DESCRIPTION,
+    MetricWeights,
+    Missing,
+    PaperAssets,
+    Scale,
+    metric_entries,
+    training_config,
+)
+from devis_core.types import SuiteContext, SuiteResult
+
+DEVIS_GRPO = "DEVIS-GRPO"
+
+
+class TrainingSuiteConfig(BaseModel):
+    """Training config, budget changes, seeds, held-out scenes and metrics."""
+
+    scale: Scale = Field("toy", description=SCALE_DESCRIPTION)
+    training_config: Path | None = Field(
+        None,
+        description="Training config (warm start + DEVIS-GRPO); default at toy scale: the "
+        "packaged tiny config (configs/grpo-tiny.yaml). Required at paper scale.",
+    )
+    train_overrides: list[str] = Field(
+        default_factory=list,
+        description="KEY=VALUE overrides of the training config for every method, e.g. "
+        "training.rounds=2 (at paper scale applied after the paper's schedule).",
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds.")
+    held_out: int | None = Field(
+        None,
+        ge=1,
+        description="Held-out scenes; default 8 synthetic scenes at toy scale, the 100 "
+        "Kubric-4D trajectories at paper scale.",
+    )
+    metrics: list[str] = Field(
+        default_factory=lambda: ["psnr", "ssim", "lpips", "psnr-nocc", "ssim-nocc"],
+        description="Consistency metrics; those whose weights are not set are skipped.",
+    )
+    weights: MetricWeights = Field(
+        default_factory=MetricWeights, description="Weight files of the network metrics."
+    )
+    paper: PaperAssets = Field(
+        default_factory=PaperAssets, description="Kubric-4D folder for scale=paper."
+    )
+
+
+class GRPOVsVanillaConfig(TrainingSuiteConfig):
+    """Table 3 adds the diversity of the sampling groups."""
+
+    diversity: list[str] = Field(
+        default_factory=lambda: ["clip-diversity", "lpips-diversity", "pixel-diversity"],
+        description="Group diversity metrics; those whose weights are not set are skipped.",
+    )
+
+
+class TrainingSuite:
+    """Methods trained from one warm start, scored on held-out scenes (Tables 3 and 4)."""
+
+    name = ""
+    title = ""
+    methods: dict[str, list[str]] = {}
+    """Method -> overrides; DEVIS-GRPO (the training config as it is) first: it warm-starts."""
+    order: list[str] = []
+    """Row order of the table (the paper's)."""
+    diversity: list[str] = []
+    extra: list[str] = []
+    """Columns after the metrics."""
+    remarks: list[str] = []
+    """Notes on the suite's own columns."""
+
+    def __init__(self, config: TrainingSuiteConfig):
+        self.config = config
+
+    def run(self, context: SuiteContext) -> SuiteResult:
+        cfg = self.config
+        if cfg.scale == "paper":
+            self._require_paper(context)
+        base = training_config(cfg.training_config)
+        if cfg.scale == "paper":
+            base = apply_overrides(base, [*PAPER_SCHEDULE, f"device={context.device}"])
+            dataset = cfg.paper.datasets(["kubric4d"])["Kubric-4D"][0]
+            samples = cfg.held_out or dataset["count"]
+            dataset = {**dataset, "count": samples}
+        else:
+            dataset, samples = None, cfg.held_out or 8
+        base = apply_overrides(base, cfg.train_overrides)
+        metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
+        diversity, skipped_diversity = metric_entries(self.diversity, cfg.weights)
+        held_out = HeldOut(samples, metrics, dataset=dataset, diversity=diversity)
+        per_seed: dict[str, list[dict[str, float]]] = {}
+        for seed in cfg.seeds:
+            scores = train_from_warm_start(
+                apply_overrides(base, [f"seed={seed}"]),
+                self.methods,
+                context.output / f"seed{seed}",
+                context.registry,
+                held_out,
+                progress=context.progress,
+            )
+            for method, values in scores.items():
+                per_seed.setdefault(method, []).append(values)
+        columns = ["reward", *cfg.metrics, *self.diversity, *self.extra]
+        rows = [_row(method, per_seed[method], columns) for method in [WARM_START, *self.order]]
+        if len(cfg.seeds) > 1:
+            columns = [c for column in columns for c in (column, f"{column} std")]
+        budget = _budget(validate_config(base, context.registry, source="training config"))
+        return SuiteResult(
+            title=f"{self.title} ({cfg.scale} scale)",
+            columns=["method", *columns],
+            rows=rows,
+            notes=[
+                f"Every method trains from the same warm-started LoRA with {budget}; "
+                f"seeds {cfg.seeds}, mean over seeds" + (" ± std." if len(cfg.seeds) > 1 else "."),
+                f"Scored on {samples} held-out scenes by one-step generation; reward: the "
+                "training config's composite reward.",
+                *self.remarks,
+                *skipped,
+                *skipped_diversity,
+            ],
+        )
+
+    def _require_paper(self, context: SuiteContext) -> None:
+        cfg, missing = self.config, Missing()
+        missing.path("a training config for the full model", cfg.training_config, "training_config")
+        if cfg.training_config is not None and cfg.training_config.is_file():
+            backbone = training_config(cfg.training_config).get("backbone") or {}
+            if backbone.get("preset") != "full":
+                missing.items.append(
+                    f"a full-size backbone in {cfg.training_config} (backbone.preset: full)"
+                )
+            for key in ("transformer_path", "base_path"):
+                hint = f"it in the training config or -o 'train_overrides=[backbone.{key}=PATH]'"
+                missing.path(f"backbone.{key} of the training config", backbone.get(key), hint)
+        cfg.paper.require_datasets(missing, ["kubric4d"])
+        cfg.weights.require(missing, [*cfg.metrics, *self.diversity])
+        missing.accelerator(context.device)
+        missing.raise_if_any(
+            self.name, "the full model's training config, Kubric-4D, metric weights and an "
+            "accelerator",
+        )  # fmt: skip
+
+
+class GRPOVsVanillaSuite(TrainingSuite):
+    """Table 3: DEVIS-GRPO against Vanilla-GRPO: consistency, diversity, time."""
+
+    name = "grpo-vs-vanilla"
+    title = "DEVIS-GRPO vs Vanilla-GRPO"
+    methods = {DEVIS_GRPO: [], "Vanilla-GRPO": ["training.sampling=vanilla"]}
+    order = ["Vanilla-GRPO", DEVIS_GRPO]
+    extra = ["seconds / iteration", "train minutes"]
+    remarks = [
+        "Diversity: one group of G videos per held-out scene, drawn the way the method samples "
+        "in training (the warm start's as DEVIS-GRPO's), mean distance between its videos.",
+        "seconds / iteration: mean wall time of one training round (sampling, rewards, "
+        "update); train minutes include the warm start for DEVIS-GRPO.",
+    ]
+
+    def __init__(self, config: GRPOVsVanillaConfig):
+        super().__init__(config)
+        self.diversity = list(config.diversity)
+
+
+class ParadigmsSuite(TrainingSuite):
+    """Table 4: SFT (all, best, weight), Diffusion-DPO and DEVIS-GRPO."""
+
+    name = "paradigms"
+    title = "Training paradigms"
+    methods = {
+        DEVIS_GRPO: [],
+        "SFT-all": ["algorithm={kind: sft, mode: all}"],
+        "SFT-best": ["algorithm={kind: sft, mode: best}"],
+        "SFT-weight": ["algorithm={kind: sft, mode: weight}"],
+        "DPO": ["algorithm={kind: dpo}"],
+    }
+    order = ["SFT-all", "SFT-best", "SFT-weight", "DPO", DEVIS_GRPO]
+    extra = ["train minutes"]
+    remarks = ["train minutes include the warm start for DEVIS-GRPO."]
+
+
+def _row(method: str, results: list[dict[str, float]], columns: list[str]) -> dict[str, Any]:
+    """Mean (and, over several seeds, sample std) of each column; NaN where never measured."""
+    row: dict[str, Any] = {"method": method}
+    for column in columns:
+        values = [r.get(column, math.nan) for r in results]
+        row[column] = finite_mean(values)
+        finite = [v for v in values if math.isfinite(v)]
+        if len(results) > 1:
+            row[f"{column} std"] = statistics.stdev(finite) if len(finite) > 1 else math.nan
+    return row
+
+
+def _budget(config: PipelineBase) -> str:
+    """The sample budget of a training config, in words."""
+    rounds, groups = config.training.rounds, config.training.groups_per_round
+    size = config.algorithm.num_generations
+    return f"{rounds} rounds x {groups} groups x {size} samples = {rounds * groups * size} videos"
+
+
+@devis_core.hookimpl
+def devis_register_suites(register):
+    register("grpo-vs-vanilla", GRPOVsVanillaSuite, GRPOVsVanillaConfig)
+    register("paradigms", ParadigmsSuite, TrainingSuiteConfig)
