@@ -81,6 +81,10 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=8, help="Held-out scenes.")
     parser.add_argument("--output", type=Path, default=Path("runs/learning"))
     parser.add_argument("-o", "--override", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+        help="Rows to train (DEVIS-GRPO always runs: it trains the warm start).",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -94,7 +98,8 @@ def main() -> None:
     for seed in seeds:
         base = apply_overrides(read_yaml(CONFIG), [*overrides, f"seed={seed}"])
         warm = None
-        for method, changes in METHODS.items():
+        chosen = {m: c for m, c in METHODS.items() if m == "+ DEVIS-GRPO" or m in args.methods}
+        for method, changes in chosen.items():
             run = args.output / f"seed{seed}" / method.strip("+ ").lower()
             data = apply_overrides(base, [*changes, f"output={run}"])
             if warm is not None:  # the baselines start from GRPO's warm start

@@ -161,6 +161,37 @@ class Trainer:
         if self._board is not None:
             self._board.close()
 
+    def round_gradient(self, round_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample round ``round_index`` and return ``(gradient, rewards)`` without updating.
+
+        ``gradient`` is the flattened gradient of the algorithm's loss over every trained unit
+        of the round at the current weights (the direction one full-batch step would take);
+        comparing it across independently sampled rounds measures how much of a round's
+        gradient is signal rather than sampling noise (``benchmarks/grpo_signal.py``).
+        """
+        groups = self._sample(round_index)
+        for group in groups:
+            score_group(group, self.reward)
+        rewards, group_ids, _ = self._gathered_rewards(groups)
+        advantages = self.algorithm.advantages(rewards, group_ids)
+        units = self._units(round_index, groups, rewards, group_ids, advantages)
+        flat = [unit for batch in units for unit in batch]
+        for parameter in self.parameters:
+            parameter.grad = None
+        if flat:
+            seed = derived_seed(self.config.seed, round_index, "gradient")
+            loss, _ = self.algorithm.loss(_batch(flat, make_generator(seed)), self.policy)
+            loss.backward()
+        gradient = torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).detach().flatten()
+                for p in self.parameters
+            ]
+        )
+        for parameter in self.parameters:
+            parameter.grad = None
+        return gradient, rewards
+
     def _prepare_directory(self) -> None:
         resolved = dump_config(self.config, self.registry)
         checkpoint = self._latest_or_none()

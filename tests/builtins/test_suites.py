@@ -282,3 +282,11 @@ def test_the_toy_training_config_ships_inside_the_package(registry):
     config = validate_config(toy_training_config(), registry)
     assert config.algorithm.kind == "grpo" and config.training.warm_start.steps > 0
     assert config.backbone.kind == "trajectorycrafter" and config.backbone.lora is not None
+
+
+def test_the_packaged_training_config_is_the_repository_demo():
+    packaged = resources.files("devis_core").joinpath("presets/grpo-tiny.yaml").read_text()
+    assert packaged == (ROOT / "configs" / "grpo-tiny.yaml").read_text(), (
+        "configs/grpo-tiny.yaml and devis_core/presets/grpo-tiny.yaml must stay identical: "
+        "copy one onto the other"
+    )

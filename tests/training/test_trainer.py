@@ -140,3 +140,18 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, registry):
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-7)
     assert [r["round"] for r in _records(run, "round")] == [0, 1, 2]
+
+
+def test_round_gradient_is_the_loss_gradient_and_leaves_the_weights(tmp_path, registry):
+    config = validate_config(training_data(str(tmp_path / "run")), registry)
+    trainer = Trainer(config, registry, world=World(), resume=None, progress=False)
+    before = [p.detach().clone() for p in trainer.parameters]
+    gradient, rewards = trainer.round_gradient(0)
+    size = sum(p.numel() for p in trainer.parameters)
+    assert gradient.shape == (size,) and bool(torch.isfinite(gradient).all())
+    assert float(gradient.abs().sum()) > 0  # GRPO with unequal rewards has a gradient
+    assert rewards.shape == (2 * 2,)  # groups_per_round x num_generations
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.parameters, strict=True))
+    assert all(p.grad is None for p in trainer.parameters)
+    again, _ = trainer.round_gradient(0)  # same round, same seeds: the same samples
+    torch.testing.assert_close(again, gradient)
