@@ -30,6 +30,9 @@ import devis_core
 from devis_core.engines.compare import compare_variants
 from devis_core.engines.reproduce import (
     SCALE_DESCRIPTION,
+    TOY_BACKBONE,
+    TOY_DATASET,
+    TOY_DEPTH,
     MetricWeights,
     Missing,
     PaperAssets,
@@ -49,17 +52,6 @@ STRATEGIES = {
     "ORA-dt": "ora-dt",
     "BTA": "bta",
 }
-
-TOY_DATASET = {
-    "kind": "synthetic",
-    "frames": 16,
-    "height": 96,
-    "width": 160,
-    "azimuth_range": [60.0, 90.0],
-    "elevation_range": [0.0, 20.0],
-}
-TOY_BACKBONE = {"kind": "inpaint"}
-TOY_DEPTH = {"kind": "carried"}
 
 
 class AccumulationSuiteConfig(BaseModel):

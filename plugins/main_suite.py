@@ -32,6 +32,9 @@ from devis_core.engines.compare import compare_variants
 from devis_core.engines.reproduce import (
     SCALE_DESCRIPTION,
     TABLE1_METRICS,
+    TOY_BACKBONE,
+    TOY_DATASET,
+    TOY_DEPTH,
     MetricWeights,
     Missing,
     PaperAssets,
@@ -45,17 +48,6 @@ from devis_core.types import SuiteContext, SuiteResult
 
 EVERY_SAMPLE = 2**31
 """A sample count larger than any dataset: the paper's protocols use every sample."""
-
-TOY_DATASET = {
-    "kind": "synthetic",
-    "frames": 16,
-    "height": 96,
-    "width": 160,
-    "azimuth_range": [60.0, 90.0],
-    "elevation_range": [0.0, 20.0],
-}
-TOY_BACKBONE = {"kind": "inpaint"}
-TOY_DEPTH = {"kind": "carried"}
 
 
 class MainSuiteConfig(BaseModel):

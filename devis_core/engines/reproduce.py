@@ -33,6 +33,22 @@ SCALE_DESCRIPTION = (
     "models and the paper's settings (refuses to start when something is missing)."
 )
 
+TOY_DATASET: dict[str, Any] = {
+    "kind": "synthetic",
+    "frames": 16,
+    "height": 96,
+    "width": 160,
+    "azimuth_range": [60.0, 90.0],
+    "elevation_range": [0.0, 20.0],
+}
+"""The toy scenes of the evaluation suites: extreme orbits of 60 to 90 degrees."""
+
+TOY_BACKBONE: dict[str, Any] = {"kind": "inpaint"}
+"""The toy generator of the evaluation suites (weight-free; a LoRA switches to the tiny model)."""
+
+TOY_DEPTH: dict[str, Any] = {"kind": "carried"}
+"""Depth of the toy suites: exact for the source, carried along for generated views."""
+
 TABLE1_METRICS = [
     "psnr",
     "ssim",
