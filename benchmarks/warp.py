@@ -5,7 +5,8 @@ written there (one frame per call, per-pixel homogeneous 4x4 matmuls on (b, h, w
 (b, h, w, 4, 1) tensors, four ``index_put_(accumulate=True)`` splats per canvas into an
 (H + 2) x (W + 2) padded canvas with out-of-range positions clamped into the border, border
 cropped, weighted sum / summed weight, mask = weight > 0). It is the ground truth the fast
-warper is tested against (tests/geometry/test_warp_reference.py) and timed against here.
+warper is tested against (tests/geometry/test_warp_reference.py) and timed against here, with
+each of its backends: "torch" (any device) and, when numba is installed, "numba" (CPU).
 
 Run ``python benchmarks/warp.py`` to print the table; ``--write`` also replaces the
 "## Forward warp" section of benchmarks/RESULTS.md.
@@ -14,6 +15,7 @@ Run ``python benchmarks/warp.py`` to print the table; ``--write`` also replaces 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -22,6 +24,8 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -233,7 +237,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def _peak_rss_gib(n_frames: int, height: int, width: int) -> tuple[float, float]:
+def _peak_rss_gib(n_frames: int, height: int, width: int, backend: str) -> tuple[float, float]:
     """Peak RSS (GiB) of a fresh process that builds the inputs and warps them once.
 
     Returns (peak after building the inputs, peak after the warp). Read from ``VmHWM`` rather
@@ -250,7 +254,7 @@ def _peak_rss_gib(n_frames: int, height: int, width: int) -> tuple[float, float]
         "torch.set_num_threads(2)\n"
         f"inputs = bench.make_inputs({n_frames}, {height}, {width})\n"
         "peak()\n"
-        "forward_warp(**inputs)\n"
+        f"forward_warp(**inputs, backend={backend!r})\n"
         "peak()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -258,12 +262,48 @@ def _peak_rss_gib(n_frames: int, height: int, width: int) -> tuple[float, float]
     return before, after
 
 
+def _numba_first_call_s() -> list[tuple[float, float]]:
+    """One-off seconds of the first numba warp in a fresh process, for float32 then float64.
+
+    The process times a first and a second call on a tiny video in each dtype; the difference
+    is the one-off cost (the first float32 call also imports numba). It runs twice on an empty
+    cache directory: the first run compiles (and writes the cache), the second loads it.
+    """
+    code = (
+        "import time, torch\n"
+        "from devis_core.geometry import forward_warp\n"
+        "for dtype in (torch.float32, torch.float64):\n"
+        "    args = (torch.rand(1, 3, 8, 8, dtype=dtype), torch.ones(1, 8, 8), torch.eye(3),\n"
+        "            torch.eye(4), torch.eye(3), torch.eye(4))\n"
+        "    times = []\n"
+        "    for _ in range(2):\n"
+        "        start = time.perf_counter()\n"
+        "        forward_warp(*args, backend='numba')\n"
+        "        times.append(time.perf_counter() - start)\n"
+        "    print(times[0] - times[1])\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = [
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env
+            ).stdout.split()[-2:]
+            for _ in range(2)
+        ]
+    return [(float(compiled), float(cached)) for compiled, cached in zip(*runs, strict=True)]
+
+
 def _machine() -> str:
     model = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        info = cpuinfo.read_text()
+        names = re.findall(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
         model = names[0] if names else model
+        family = re.search(r"^cpu family\s*:\s*(\d+)$", info, re.MULTILINE)
+        number = re.search(r"^model\s*:\s*(\d+)$", info, re.MULTILINE)
+        if family and number:  # "AMD EPYC" alone does not say which generation
+            model += f" (family {family.group(1)}, model {number.group(1)})"
     return (
         f"{model}, {len(os.sched_getaffinity(0))} cores available, "
         f"torch {torch.__version__}, Python {platform.python_version()}"
@@ -271,9 +311,10 @@ def _machine() -> str:
 
 
 def benchmark(sizes, devices, threads: list[int], ref_frames: int, repeats: int) -> list[dict]:
-    """Time and check both warpers for every (frames, H, W) size, device and CPU thread count."""
+    """Time and check the reference and each backend for every size, device and thread count."""
     from devis_core.geometry import forward_warp
 
+    has_numba = importlib.util.find_spec("numba") is not None
     rows = []
     for n_frames, height, width in sizes:
         inputs64 = make_inputs(n_frames, height, width, dtype=torch.float64)
@@ -281,9 +322,10 @@ def benchmark(sizes, devices, threads: list[int], ref_frames: int, repeats: int)
         inputs32["depth"] = inputs64["depth"].float()
         behind = behind_target(inputs64)
         runs = [(d, t) for d in devices for t in (threads if d == "cpu" else threads[:1])]
-        agreement = {}
+        agreement, reference64 = {}, {}
         for device, n_threads in runs:
             torch.set_num_threads(n_threads)
+            backends = ["torch"] + (["numba"] if device == "cpu" and has_numba else [])
 
             def on(inputs, device=device):
                 return {k: v.to(device) for k, v in inputs.items()}
@@ -300,53 +342,64 @@ def benchmark(sizes, devices, threads: list[int], ref_frames: int, repeats: int)
                 reference_forward_warp(**ref_in)
                 sync()
 
-            def run_ours(dev32=dev32, sync=sync):
-                forward_warp(**dev32)
+            def run_ours(backend, dev32=dev32, sync=sync):
+                forward_warp(**dev32, backend=backend)
                 sync()
 
-            # Alternate the two so that both see the same machine load.
-            run_ours()  # warm-up
-            times_ours, times_ref = [], []
+            # Warm-up (numba compiles, or loads its cache, on the first call), then alternate
+            # the reference and the backends so that all see the same machine load.
+            for backend in backends:
+                run_ours(backend)
+            times_ours = {backend: [] for backend in backends}
+            times_ref = []
             for _ in range(repeats):
-                times_ours.append(_timed(run_ours))
+                for backend in backends:
+                    times_ours[backend].append(_timed(lambda backend=backend: run_ours(backend)))
                 times_ref.append(_timed(run_ref) * n_frames / ref_n)
-            t_ours, t_ref = statistics.median(times_ours), statistics.median(times_ref)
+            t_ref = statistics.median(times_ref)
+            load = os.getloadavg()[0]
 
             # Agreement on the reference frames: float64 exactness, float32 quality.
-            if device not in agreement:
-                sub64 = {k: (v[::step] if v.dim() > 2 else v) for k, v in on(inputs64).items()}
-                ref64, ref_mask64 = reference_forward_warp(**sub64)
-                ours64, ours_mask64 = forward_warp(**sub64)
-                ours32, ours_mask32 = forward_warp(**ref_in)
-                common = ref_mask64 & ours_mask32
-                agreement[device] = {
-                    "max_abs_f64": float((ref64 - ours64).abs().max()),
-                    "masks_equal_f64": bool(torch.equal(ref_mask64, ours_mask64)),
-                    "psnr_f32": _psnr(ours32, ref64, common),
-                    "mask_agree_f32": float((ours_mask32 == ref_mask64).double().mean()),
-                }
-            rows.append(
-                {
-                    "size": f"{n_frames}x{height}x{width}",
-                    "device": device,
-                    "threads": n_threads,
-                    "ref_s": t_ref,
-                    "ref_frames": ref_n,
-                    "ours_s": t_ours,
-                    "speedup": t_ref / t_ours,
-                    **agreement[device],
-                    "behind": behind,
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
+            sub64 = {k: (v[::step] if v.dim() > 2 else v) for k, v in on(inputs64).items()}
+            for backend in backends:
+                if (device, backend) not in agreement:
+                    if device not in reference64:
+                        reference64[device] = reference_forward_warp(**sub64)
+                    ref64, ref_mask64 = reference64[device]
+                    ours64, ours_mask64 = forward_warp(**sub64, backend=backend)
+                    ours32, ours_mask32 = forward_warp(**ref_in, backend=backend)
+                    common = ref_mask64 & ours_mask32
+                    agreement[device, backend] = {
+                        "max_abs_f64": float((ref64 - ours64).abs().max()),
+                        "masks_equal_f64": bool(torch.equal(ref_mask64, ours_mask64)),
+                        "psnr_f32": _psnr(ours32, ref64, common),
+                        "mask_agree_f32": float((ours_mask32 == ref_mask64).double().mean()),
+                    }
+                t_ours = statistics.median(times_ours[backend])
+                rows.append(
+                    {
+                        "size": f"{n_frames}x{height}x{width}",
+                        "device": device,
+                        "threads": n_threads,
+                        "backend": backend,
+                        "ref_s": t_ref,
+                        "ref_frames": ref_n,
+                        "ours_s": t_ours,
+                        "speedup": t_ref / t_ours,
+                        **agreement[device, backend],
+                        "behind": behind,
+                        "load": load,
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def table(rows: list[dict], rss_gib: tuple[float, float], rss_size: str) -> str:
+def table(rows: list[dict], rss_gib: dict[str, tuple[float, float]], rss_size: str) -> str:
     lines = [
-        "| size (T x H x W) | device (CPU threads) | reference s | ours s | speed-up "
-        "| max abs diff f64 | PSNR f32 (dB) | mask agreement f32 | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size (T x H x W) | device (CPU threads) | backend | reference s | ours s | speed-up "
+        "| max abs diff f64 | PSNR f32 (dB) | mask agreement f32 | peak RSS | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ref = f"{row['ref_s']:.2f}"
@@ -354,13 +407,14 @@ def table(rows: list[dict], rss_gib: tuple[float, float], rss_size: str) -> str:
             ref += f" (est. from {row['ref_frames']} frames)"
         exact = f"{row['max_abs_f64']:.1e}" + ("" if row["masks_equal_f64"] else " (masks differ)")
         rss = "-"
-        if row["size"] == rss_size and row["device"] == "cpu" and row["threads"] == 2:
-            rss = f"{rss_gib[1]:.2f} GiB ({rss_gib[0]:.2f} before the warp)"
+        peak = rss_gib.get(row["backend"])
+        if peak and row["size"] == rss_size and row["device"] == "cpu" and row["threads"] == 2:
+            rss = f"{peak[1]:.2f} GiB ({peak[0]:.2f} before the warp)"
         device = row["device"] + (f" ({row['threads']})" if row["device"] == "cpu" else "")
         lines.append(
-            f"| {row['size']} | {device} | {ref} | {row['ours_s']:.3f} "
+            f"| {row['size']} | {device} | {row['backend']} | {ref} | {row['ours_s']:.3f} "
             f"| {row['speedup']:.1f}x | {exact} | {row['psnr_f32']:.1f} "
-            f"| {100 * row['mask_agree_f32']:.4f}% | {rss} |"
+            f"| {100 * row['mask_agree_f32']:.4f}% | {rss} | {row['load']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -382,26 +436,70 @@ def main() -> None:
     rows = benchmark(sizes, devices, args.threads, args.ref_frames, args.repeats)
     load = f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     rss_size = "49x576x1024"
-    rss = _peak_rss_gib(49, 576, 1024)
+    backends = sorted({row["backend"] for row in rows if row["device"] == "cpu"})
+    rss = {backend: _peak_rss_gib(49, 576, 1024, backend) for backend in backends}
+    compile_s = _numba_first_call_s() if "numba" in backends else None
     text = table(rows, rss, rss_size)
     print(text)
     print(f"load average: {load}")
+    if compile_s:
+        print(f"numba first call (compiled, cached), float32 then float64: {compile_s}")
     if args.write:
-        write_results(text, rows, args, load)
+        write_results(text, rows, args, load, compile_s)
 
 
-def write_results(text: str, rows: list[dict], args: argparse.Namespace, load: str) -> None:
+def _verdict(rows: list[dict]) -> str:
+    """Whether the fastest CPU backend is 10x faster than the reference, per thread count."""
+    parts = []
+    for threads in sorted({r["threads"] for r in rows if r["device"] == "cpu"}, reverse=True):
+        cpu = [r for r in rows if r["device"] == "cpu" and r["threads"] == threads]
+        best = [
+            max((r for r in cpu if r["size"] == size), key=lambda r: r["speedup"])
+            for size in dict.fromkeys(r["size"] for r in cpu)
+        ]
+        verdict = "met" if all(r["speedup"] >= 10 for r in best) else "NOT met"
+        speedups = ", ".join(f"{r['backend']} {r['speedup']:.1f}x at {r['size']}" for r in best)
+        parts.append(f"with {threads} thread{'s' * (threads > 1)}: {verdict} ({speedups})")
+    return "; ".join(parts)
+
+
+def write_results(
+    text: str,
+    rows: list[dict],
+    args: argparse.Namespace,
+    load: str,
+    compile_s: list[tuple[float, float]] | None,
+) -> None:
     """Replace (or append) the forward-warp section of RESULTS.md."""
     threads = " ".join(str(t) for t in args.threads)
     command = f"python benchmarks/warp.py --write --threads {threads} " + (
         f"--repeats {args.repeats} --ref-frames {args.ref_frames}"
     )
     behind = ", ".join(sorted({f"{r['size']}: {r['behind']}" for r in rows}))
+    numba_line = ""
+    if compile_s:
+        (f32, f32_cached), (f64, f64_cached) = compile_s
+        numba_line = textwrap.fill(
+            f"- One-off cost of the numba backend in a fresh process: {f32:.1f} s on the first "
+            f"float32 call (importing numba and compiling the kernels), {f64:.1f} s on the first "
+            f"float64 one; once compiled, the kernels are cached on disk and a later process "
+            f"pays {f32_cached:.2f} s and {f64_cached:.2f} s. The timings above exclude it (one "
+            f"warm-up call per backend).",
+            width=100,
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+        numba_line += "\n"
+    verdict = textwrap.fill(f"**10x target on the CPU:** {_verdict(rows)}.", width=100)
     section = f"""{SECTION}
 
 `devis_core.geometry.forward_warp` against `reference_forward_warp` in `benchmarks/warp.py`, a
 re-implementation of TrajectoryCrafter's `Warper.forward_warp` as written there (per-pixel 4x4
-matmuls, one frame per call, four `index_put_` splats into a padded canvas per buffer).
+matmuls, one frame per call, four `index_put_` splats into a padded canvas per buffer). Ours is
+timed with each backend: `torch` (PyTorch kernels, any device) and `numba` (compiled CPU kernels,
+the default on the CPU when the `fast` extra is installed).
+
+{verdict}
 
 - Machine: {_machine()}.
 - Command: `{command}`
@@ -411,23 +509,27 @@ matmuls, one frame per call, four `index_put_` splats into a padded canvas per b
   wrong, so the comparison would be meaningless): {behind}.
 - CPU rows set `torch.set_num_threads` to the number in brackets; 2 is the target setting.
   The reference, like most PyTorch CPU code, splits every kernel over the threads and waits
-  for all of them at its end; ours runs single-threaded kernels and spreads whole frames over
-  the threads. When other processes compete for the cores, each of the reference's waits can
-  cost a scheduler time slice, so with 2 threads it slows down far more than ours and the
-  speed-up grows with the machine's load. The 1-thread rows compare the work itself and
-  change little with the load.
+  for all of them at its end; both our backends spread whole frames over the threads (the
+  torch one running single-threaded kernels). When other processes compete for the cores,
+  each of the reference's waits can cost a scheduler time slice, so with 2 threads it slows
+  down far more than ours and the speed-up grows with the machine's load. The 1-thread rows
+  compare the work itself: the reference and the torch backend change little with the load,
+  but the numba backend, bound by memory traffic rather than by arithmetic, slows down when
+  other processes compete for the shared caches and memory bandwidth (see the load column).
 - Times are wall-clock medians of {args.repeats} alternating runs of each. Ours warps the whole
   video in one call; the reference is timed on every k-th frame (about {args.ref_frames} frames
   spread over the trajectory) and scaled to the whole video: it makes one call per frame, so
-  its cost is linear in frames. Load average (1 min) during the run: {load}; the machine is
-  shared, so absolute times vary by tens of percent between runs.
-- "max abs diff f64" compares both in float64 on the reference frames (masks must be identical);
-  "PSNR f32" is ours in float32 against the float64 reference on the pixels both cover, and
-  "mask agreement f32" the fraction of pixels where ours in float32 and the float64 reference
-  agree on the mask.
+  its cost is linear in frames. The machine is shared, so absolute times vary by tens of
+  percent between runs: compare the rows of one configuration, timed in alternation.
+- Load average (1 min): {load};
+  after each configuration, in the last column.
+{numba_line}- "max abs diff f64" compares ours and the reference in float64 on the reference
+  frames (masks must be identical); "PSNR f32" is ours in float32 against the float64
+  reference on the pixels both cover, and "mask agreement f32" the fraction of pixels where
+  ours in float32 and the float64 reference agree on the mask.
 - Peak RSS: high-water mark (`VmHWM`) of a fresh process that builds the 49 x 576 x 1024
-  inputs and warps them once on the CPU with 2 threads (inputs and outputs included); in
-  brackets, the peak reached while building the inputs, before the warp started.
+  inputs and warps them once on the CPU with 2 threads with that backend (inputs and outputs
+  included); in brackets, the peak reached while building the inputs, before the warp started.
 
 {text}
 """

@@ -27,20 +27,34 @@ there, bilinearly weighted.
 
 Implementation: the pixel-to-pixel map of each frame is folded into one 3x3 matrix ``A`` and a
 vector ``b`` (padded-canvas position ``~ A [u, v, 1] + b / depth``), so no per-pixel matrix
-products are made. Each point adds its 4 neighbours' contributions with ``scatter_add_`` on
-flattened indices into one padded canvas per frame, whose border collects what falls outside
-the image and is cropped at the end; on the CPU the channels and the weight are packed in pairs
-as complex numbers, which halves the scattered memory accesses that bound the scatter. Work
-goes by blocks of rows (several small frames per block). On the CPU, blocks are small enough
-(``_CPU_BLOCK_POINTS``) for PyTorch to run every kernel single-threaded, and frames are spread
-over ``torch.get_num_threads()`` Python threads instead (the kernels release the GIL): a frame
-costs hundreds of small kernels, and synchronising threads inside each of them stalls badly
-as soon as other processes compete for the cores.
+products are made. Two backends compute the same thing from there, in the inputs' dtype:
+
+* ``numba`` (:mod:`devis_core.geometry._warp_numba`), the default for float32 and float64 CPU
+  tensors when the optional numba package is installed (``pip install 'devis[fast]'``):
+  compiled kernels that splat each point straight into a per-thread canvas, a few times
+  faster than the torch backend and over 10 times faster than TrajectoryCrafter's warper
+  (benchmarks/RESULTS.md). They are compiled on the first call of each dtype (seconds) and
+  cached on disk for later processes.
+* ``torch``, on any device (and the CPU without numba): each point adds its 4 neighbours'
+  contributions with ``scatter_add_`` on flattened indices into one padded canvas per frame,
+  whose border collects what falls outside the image and is cropped at the end; on the CPU the
+  channels and the weight are packed in pairs as complex numbers, which halves the scattered
+  memory accesses that bound the scatter. Work goes by blocks of rows (several small frames per
+  block). On the CPU, blocks are small enough (``_CPU_BLOCK_POINTS``) for PyTorch to run every
+  kernel single-threaded, and frames are spread over ``torch.get_num_threads()`` Python threads
+  instead (the kernels release the GIL): a frame costs hundreds of small kernels, and
+  synchronising threads inside each of them stalls badly as soon as other processes compete
+  for the cores.
+
+Both spread frames over ``torch.get_num_threads()`` threads and agree to rounding: identical
+masks, float64 values within 1e-9 (tests/geometry/test_warp_numba.py).
 """
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Literal
 
 import torch
@@ -78,6 +92,7 @@ def forward_warp(
     *,
     clean: bool = False,
     zbuffer: Literal["soft", "hard"] = "soft",
+    backend: Literal["auto", "torch", "numba"] = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``frames`` seen from the source cameras into the target cameras.
 
@@ -91,6 +106,11 @@ def forward_warp(
             blank what they cover, removing isolated flying pixels at silhouettes. Pixels
             outside the image do not count as holes.
         zbuffer: "soft" (TrajectoryCrafter's) or "hard" (module docs).
+        backend: "numba": compiled CPU kernels, several times faster (float32 or float64 CPU
+            tensors; needs the optional numba package, ``pip install 'devis[fast]'``, and
+            compiles on its first call of each dtype, then caches on disk). "torch": PyTorch
+            kernels, any device. "auto": numba where it can run, torch otherwise. Both give
+            the same masks and the same values up to rounding.
 
     Returns:
         ``(warped, mask)``: (T, C, H, W) in the frames' dtype, 0 in holes, and (T, H, W) bool,
@@ -104,10 +124,18 @@ def forward_warp(
         raise ValueError(f"depth must be {(n_frames, height, width)}, got {tuple(depth.shape)}")
     if zbuffer not in ("soft", "hard"):
         raise ValueError(f"zbuffer must be 'soft' or 'hard', got {zbuffer!r}")
+    kernels = _numba_kernels_for(backend, frames)
     depth = depth.to(device=frames.device, dtype=frames.dtype)
     a_matrix, b_vector = _pixel_maps(
         n_frames, K_src, w2c_src, K_tgt, w2c_tgt, frames.device, frames.dtype
     )
+    if kernels is not None:
+        warped, mask = kernels.warp_video(
+            frames.detach().contiguous().numpy(), depth.detach().contiguous().numpy(),
+            a_matrix.contiguous().numpy(), b_vector.contiguous().numpy(),
+            soft=zbuffer == "soft", clean=clean, workers=torch.get_num_threads(),
+        )  # fmt: skip
+        return torch.from_numpy(warped), torch.from_numpy(mask)
 
     warped = torch.empty_like(frames)
     mask = torch.empty(n_frames, height, width, dtype=torch.bool, device=frames.device)
@@ -138,6 +166,39 @@ def forward_warp(
         for chunk in chunks:
             warp(chunk)
     return warped, mask
+
+
+@functools.cache
+def _import_numba_kernels() -> ModuleType | Exception:
+    """The numba kernels' module, or why it cannot be imported (numba missing or broken)."""
+    try:
+        from devis_core.geometry import _warp_numba
+    except ImportError as error:
+        return error
+    return _warp_numba
+
+
+def _numba_kernels_for(backend: str, frames: torch.Tensor) -> ModuleType | None:
+    """The numba kernels' module if ``backend`` runs them on ``frames``, None for the torch path."""
+    if backend == "torch":
+        return None
+    if backend not in ("auto", "numba"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}")
+    fits = frames.device.type == "cpu" and frames.dtype in (torch.float32, torch.float64)
+    if backend == "auto":
+        kernels = _import_numba_kernels() if fits else None
+        return kernels if isinstance(kernels, ModuleType) else None
+    if not fits:
+        raise ValueError(
+            f"backend='numba' needs float32 or float64 tensors on the CPU, got {frames.dtype} "
+            f"on {frames.device}"
+        )
+    kernels = _import_numba_kernels()
+    if not isinstance(kernels, ModuleType):
+        raise ModuleNotFoundError(
+            "backend='numba' needs the numba package: pip install 'devis[fast]'"
+        ) from kernels
+    return kernels
 
 
 def _per_frame(matrix: torch.Tensor, n_frames: int, size: int, name: str) -> torch.Tensor:

@@ -1,15 +1,16 @@
-"""The fast warper against the TrajectoryCrafter-style reference in benchmarks/warp.py."""
+"""Each backend of the fast warper against the TrajectoryCrafter-style reference (benchmarks)."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from devis_core.geometry import forward_warp, make_intrinsics, orbit_trajectory, pivot_depth_from
+from devis_core.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
 
 F64 = torch.float64
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "warp.py"
@@ -42,7 +43,9 @@ def _inputs(dtype: torch.dtype = F64, seed: int = 0) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("clean", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_float64_equals_reference(reference, clean: bool, seed: int) -> None:
+def test_float64_equals_reference(
+    reference, warp: Callable[..., tuple], clean: bool, seed: int
+) -> None:
     """Identical masks, and values within 1e-6 on every frame that moves.
 
     Frame 0 of the gradual orbit is the source camera itself. There our pixels land exactly on
@@ -52,7 +55,7 @@ def test_float64_equals_reference(reference, clean: bool, seed: int) -> None:
     """
     inputs = _inputs(seed=seed)
     ref, ref_mask = reference(**inputs, clean=clean)
-    ours, mask = forward_warp(**inputs, clean=clean)
+    ours, mask = warp(**inputs, clean=clean)
     assert 0.2 < float(ref_mask[1:].double().mean()) < 1.0  # a real warp with holes
     assert torch.equal(mask, ref_mask)
     assert float((ours[1:] - ref[1:]).abs().max()) <= 1e-6
@@ -61,16 +64,18 @@ def test_float64_equals_reference(reference, clean: bool, seed: int) -> None:
     assert float((ref[0] - source).abs().max()) < 1e-3
 
 
-def test_float32_close_to_float64_reference(reference) -> None:
+def test_float32_close_to_float64_reference(reference, warp: Callable[..., tuple]) -> None:
     ref, ref_mask = reference(**_inputs())
-    ours, mask = forward_warp(**_inputs(torch.float32))
+    ours, mask = warp(**_inputs(torch.float32))
     assert float((mask == ref_mask).double().mean()) >= 0.999
     common = (mask & ref_mask)[:, None].expand_as(ours)
     mse = float(((ours.double() - ref)[common] ** 2).mean())
     assert 10 * math.log10(1 / mse) >= 40
 
 
-def test_reference_splats_points_behind_the_camera_and_we_do_not(reference) -> None:
+def test_reference_splats_points_behind_the_camera_and_we_do_not(
+    reference, warp: Callable[..., tuple]
+) -> None:
     """The one deliberate departure: TrajectoryCrafter lands points with z <= 0 mirrored."""
     frames = torch.ones(1, 3, 7, 9, dtype=F64)
     depth = torch.full((1, 7, 9), 2.0, dtype=F64)
@@ -79,6 +84,6 @@ def test_reference_splats_points_behind_the_camera_and_we_do_not(reference) -> N
     forward = torch.eye(4, dtype=F64)
     forward[2, 3] = -5.0  # camera moved 5 forward: the other points are 3 behind it
     _, ref_mask = reference(frames, depth, K, torch.eye(4, dtype=F64), K, forward)
-    _, mask = forward_warp(frames, depth, K, torch.eye(4, dtype=F64), K, forward)
+    _, mask = warp(frames, depth, K, torch.eye(4, dtype=F64), K, forward)
     assert mask[0].nonzero().tolist() == [[3, 4]]
     assert int(ref_mask.sum()) > 1
