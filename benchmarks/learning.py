@@ -127,7 +127,12 @@ def main() -> None:
 
 
 def table(rows: dict[str, list[dict[str, float]]], seeds: list[int], overrides) -> str:
-    columns = ["reward", *METRICS, "train_minutes"]
+    """Mean ± std over seeds; ``reward gain`` pairs each seed's run with its own warm start."""
+    columns = ["reward", "reward gain", *METRICS, "train_minutes"]
+    start = [r["reward"] for r in rows.get("warm start", [])]
+    for results in rows.values():
+        for result, reference in zip(results, start, strict=False):
+            result["reward gain"] = result["reward"] - reference
     lines = [
         f"seeds {seeds}, overrides {overrides or 'none'}; mean ± std over seeds",
         "",
