@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import platform
 import statistics
@@ -72,7 +73,7 @@ def measure(data: dict, registry, rounds: int) -> dict[str, float]:
     scenes = len(trainer.pipeline.dataset)
     # round r samples scenes (r * groups + g) % scenes: a stride that is a multiple of
     # scenes / gcd keeps the scenes and changes every seed derived from the round
-    stride = scenes // torch.gcd(torch.tensor(scenes), torch.tensor(groups)).item()
+    stride = scenes // math.gcd(scenes, groups)
     gradients, stds = [], []
     started = time.perf_counter()
     for index in range(rounds):

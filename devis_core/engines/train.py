@@ -170,14 +170,10 @@ class Trainer:
         gradient is signal rather than sampling noise (``benchmarks/grpo_signal.py``).
         """
         groups = self._sample(round_index)
-        for group in groups:
-            score_group(group, self.reward)
-        rewards, group_ids, _ = self._gathered_rewards(groups)
-        advantages = self.algorithm.advantages(rewards, group_ids)
+        rewards, group_ids, _, advantages = self._score(groups)
         units = self._units(round_index, groups, rewards, group_ids, advantages)
         flat = [unit for batch in units for unit in batch]
-        for parameter in self.parameters:
-            parameter.grad = None
+        self.optimizer.zero_grad(set_to_none=True)
         if flat:
             seed = derived_seed(self.config.seed, round_index, "gradient")
             loss, _ = self.algorithm.loss(_batch(flat, make_generator(seed)), self.policy)
@@ -188,8 +184,7 @@ class Trainer:
                 for p in self.parameters
             ]
         )
-        for parameter in self.parameters:
-            parameter.grad = None
+        self.optimizer.zero_grad(set_to_none=True)
         return gradient, rewards
 
     def _prepare_directory(self) -> None:
@@ -264,10 +259,7 @@ class Trainer:
         times["seconds_sampling"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        for group in groups:
-            score_group(group, self.reward)
-        rewards, group_ids, terms = self._gathered_rewards(groups)
-        advantages = self.algorithm.advantages(rewards, group_ids)
+        rewards, group_ids, terms, advantages = self._score(groups)
         times["seconds_rewards"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -286,6 +278,15 @@ class Trainer:
         if self.world.is_main:
             self.history.append(record)
             _plot_rewards(self.history, self.directory / "reward_curve.png")
+
+    def _score(
+        self, groups: Sequence[Group]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Rewards, group ids and raw terms of every process's samples, and the advantages."""
+        for group in groups:
+            score_group(group, self.reward)
+        rewards, group_ids, terms = self._gathered_rewards(groups)
+        return rewards, group_ids, terms, self.algorithm.advantages(rewards, group_ids)
 
     def _seed_globals(self, round_index: int | str) -> None:
         """Seed torch, Python and NumPy from (seed, round): dropout and the like repeat."""
