@@ -7,7 +7,7 @@ estimator) and every engine writes them, so they live in the core.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +46,10 @@ def read_video(path: Path, max_frames: int | None = None) -> torch.Tensor:
     """A video file or a folder of images (sorted by name) as ``(T, 3, H, W)`` in [0, 1]."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
-        files = files[:max_frames] if max_frames else files
-        frames = [_read_image(p) for p in files]
-        sizes = {f.shape for f in frames}
-        if len(sizes) > 1:
-            raise UsageError(f"images in {path} have different sizes: {sorted(sizes)}")
-        array = np.stack(frames)
+        array = _read_folder(
+            path, IMAGE_SUFFIXES, _read_image, "images", f"images ({', '.join(IMAGE_SUFFIXES)})",
+            max_frames,
+        )  # fmt: skip
     else:
         array = _read_video_file(path, max_frames)
     return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 255
@@ -103,15 +98,10 @@ def read_depth_maps(path: Path, scale: float = 1.0, max_frames: int | None = Non
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".npy", ".png"))
-        if not files:
-            raise UsageError(f"no depth maps (.npy or 16-bit .png) in folder {path}")
-        files = files[:max_frames] if max_frames else files
-        maps = [_read_depth_file(p) for p in files]
-        shapes = {m.shape for m in maps}
-        if len(shapes) > 1:
-            raise UsageError(f"depth maps in {path} have different sizes: {sorted(shapes)}")
-        array = np.stack(maps)
+        array = _read_folder(
+            path, (".npy", ".png"), _read_depth_file, "depth maps",
+            "depth maps (.npy or 16-bit .png)", max_frames,
+        )  # fmt: skip
     elif path.is_file():
         array = _read_depth_file(path)
         if array.ndim != 3:
@@ -120,6 +110,30 @@ def read_depth_maps(path: Path, scale: float = 1.0, max_frames: int | None = Non
     else:
         raise UsageError(f"depth not found: {path}")
     return torch.from_numpy(array.astype(np.float32) * scale)
+
+
+def _read_folder(
+    folder: Path,
+    suffixes: Sequence[str],
+    read: Callable[[Path], np.ndarray],
+    what: str,
+    described: str,
+    max_frames: int | None,
+) -> np.ndarray:
+    """One array per file of ``folder`` with one of ``suffixes`` (sorted by name), stacked.
+
+    ``what`` names the files in the size error, ``described`` (with their formats) in the
+    error for an empty folder.
+    """
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    if not files:
+        raise UsageError(f"no {described} in folder {folder}")
+    files = files[:max_frames] if max_frames else files
+    arrays = [read(p) for p in files]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise UsageError(f"{what} in {folder} have different sizes: {sorted(shapes)}")
+    return np.stack(arrays)
 
 
 def _read_depth_file(path: Path) -> np.ndarray:
