@@ -52,6 +52,16 @@ def make_generator(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(seed)
 
 
+def place_on(component: Any, device: torch.device) -> Any:
+    """``component.to(device)`` for a component that has one (the same object if it returns
+    None, as a module-style ``to`` may); anything else unchanged."""
+    mover = getattr(component, "to", None)
+    if callable(mover) and not isinstance(component, torch.Tensor):
+        moved = mover(device)
+        return component if moved is None else moved
+    return component
+
+
 class Pipeline:
     """The components of one pipeline config."""
 
@@ -73,11 +83,7 @@ class Pipeline:
         return self._placed(self.registry.build(slot_name, entry))
 
     def _placed(self, component: Any) -> Any:
-        mover = getattr(component, "to", None)
-        if callable(mover) and not isinstance(component, torch.Tensor):
-            moved = mover(self.device)
-            return component if moved is None else moved
-        return component
+        return place_on(component, self.device)
 
     @cached_property
     def backbone(self) -> Backbone:

@@ -42,7 +42,7 @@ from devis_core.engines.train import (
     train_pipeline,
 )
 from devis_core.errors import UsageError
-from devis_core.pipeline import Pipeline, make_generator
+from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
 from devis_core.types import RewardInputs
@@ -157,7 +157,7 @@ def one_step_scores(
     reward = CompositeReward(data.get("rewards", []), registry)
     reward.to(pipeline.device)
     diversity = {
-        _entry_name(entry): _placed(registry.build("metric", _entry(entry)), pipeline.device)
+        _entry_name(entry): place_on(registry.build("metric", _entry(entry)), pipeline.device)
         for entry in held_out.diversity
     }
     scores: dict[str, list[float]] = {}
@@ -196,11 +196,6 @@ def _entry(entry: str | dict[str, Any]) -> dict[str, Any]:
 
 def _entry_name(entry: str | dict[str, Any]) -> str:
     return _entry(entry)["kind"]
-
-
-def _placed(component: Any, device: torch.device) -> Any:
-    mover = getattr(component, "to", None)
-    return component if mover is None else (mover(device) or component)
 
 
 def _finished(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
