@@ -5,7 +5,9 @@ the same warm-started LoRA and with the same sample budget (rounds x groups x G 
 baseline: Vanilla-GRPO (K = 1), SFT (all, best, weight) and Diffusion-DPO. Every model is
 scored on held-out synthetic scenes (another dataset seed) by one-step generation (the
 deterministic sampler, the source reprojected by the whole motion): the composite reward of
-the config and PSNR / SSIM / PSNR-Nocc against the ground-truth views. The table gives mean
+the config and PSNR / SSIM / PSNR-Nocc against the ground-truth views
+(:func:`devis_core.engines.paradigms.train_from_warm_start`, which the ``grpo-vs-vanilla`` and
+``paradigms`` suites run too; finished rows are reused). The table gives mean
 and standard deviation over seeds; the target is a DEVIS-GRPO gain over the warm start larger
 than twice the seed-to-seed standard deviation.
 
@@ -18,19 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from devis_core.config import apply_overrides, read_yaml, validate_config
-from devis_core.engines.sampling import one_step_conditions
-from devis_core.engines.train import train_pipeline
-from devis_core.pipeline import Pipeline, make_generator
+from devis_core.config import apply_overrides, read_yaml
+from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
 from devis_core.plugins import load_registry
-from devis_core.rewards import CompositeReward
-from devis_core.types import RewardInputs
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-tiny.yaml"
 METHODS: dict[str, list[str]] = {
@@ -42,36 +38,6 @@ METHODS: dict[str, list[str]] = {
     "+ DPO": ["algorithm={kind: dpo}"],
 }
 METRICS = ["psnr", "ssim", "psnr-nocc"]
-
-
-def evaluate(data: dict[str, Any], lora: Path, samples: int, registry) -> dict[str, float]:
-    """Mean composite reward and metrics of one-step generation on held-out scenes."""
-    data = apply_overrides(
-        data,
-        [
-            f"backbone.lora.path={lora}",
-            "dataset.seed=1000",
-            f"dataset.num_samples={samples}",
-            f"metrics={METRICS}",
-        ],
-    )
-    pipeline = Pipeline(validate_config(data, registry), registry)
-    reward = CompositeReward(data["rewards"], registry)
-    scores: dict[str, list[float]] = {"reward": [], **{name: [] for name in METRICS}}
-    for index in range(samples):
-        sample = pipeline.dataset[index].to(pipeline.device)
-        cond = one_step_conditions(sample, pipeline.depth)
-        video = pipeline.backbone.generate(cond, make_generator(index))
-        inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
-        scores["reward"].append(float(reward(inputs).total[0]))
-        for name, value in pipeline.score(sample, video).items():
-            scores[name].append(value)
-    return {name: statistics.fmean(values) for name, values in scores.items()}
-
-
-def cached(path: Path) -> dict[str, float] | None:
-    """A finished method's held-out scores (runs are reused: seeds can run in parallel)."""
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main() -> None:
@@ -95,32 +61,13 @@ def main() -> None:
         held_out = min(held_out, 2)
     registry = load_registry()
     rows: dict[str, list[dict[str, float]]] = {}
+    chosen = {m: c for m, c in METHODS.items() if m == "+ DEVIS-GRPO" or m in args.methods}
     for seed in seeds:
         base = apply_overrides(read_yaml(CONFIG), [*overrides, f"seed={seed}"])
-        warm = None
-        chosen = {m: c for m, c in METHODS.items() if m == "+ DEVIS-GRPO" or m in args.methods}
-        for method, changes in chosen.items():
-            run = args.output / f"seed{seed}" / method.strip("+ ").lower()
-            data = apply_overrides(base, [*changes, f"output={run}"])
-            if warm is not None:  # the baselines start from GRPO's warm start
-                data = apply_overrides(
-                    data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
-                )
-            result = cached(run / "heldout.json")
-            if result is None:
-                started = time.perf_counter()
-                train_pipeline(validate_config(data, registry), registry, progress=False)
-                minutes = (time.perf_counter() - started) / 60
-                result = evaluate(data, run / "lora.safetensors", held_out, registry)
-                result["train_minutes"] = minutes
-                (run / "heldout.json").write_text(json.dumps(result))
-            if warm is None:
-                warm = run / "warm_start.safetensors"
-                start = cached(run / "heldout_warm_start.json")
-                if start is None:
-                    start = evaluate(data, warm, held_out, registry)
-                    (run / "heldout_warm_start.json").write_text(json.dumps(start))
-                rows.setdefault("warm start", []).append(start)
+        scores = train_from_warm_start(
+            base, chosen, args.output / f"seed{seed}", registry, HeldOut(held_out, list(METRICS))
+        )
+        for method, result in scores.items():
             rows.setdefault(method, []).append(result)
             print(json.dumps({"seed": seed, "method": method, **result}), flush=True)
     print(table(rows, seeds, overrides))
@@ -128,8 +75,8 @@ def main() -> None:
 
 def table(rows: dict[str, list[dict[str, float]]], seeds: list[int], overrides) -> str:
     """Mean ± std over seeds; ``reward gain`` pairs each seed's run with its own warm start."""
-    columns = ["reward", "reward gain", *METRICS, "train_minutes"]
-    start = [r["reward"] for r in rows.get("warm start", [])]
+    columns = ["reward", "reward gain", *METRICS, "train minutes"]
+    start = [r["reward"] for r in rows.get(WARM_START, [])]
     for results in rows.values():
         for result, reference in zip(results, start, strict=False):
             result["reward gain"] = result["reward"] - reference
