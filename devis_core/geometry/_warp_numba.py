@@ -3,7 +3,7 @@
 Same model and same arithmetic as the torch path of :mod:`devis_core.geometry.warp`: the same
 ``A``/``b`` folding and order of operations, in the inputs' dtype. The torch path spends its time
 launching hundreds of small kernels per frame and in the scattered memory traffic of
-``scatter_add_``; here each frame takes three passes over its pixels:
+``scatter_add_``; here each frame takes four passes over its pixels:
 
 1. ``_project`` (vectorised by LLVM): each point's position, NaN where it does not land, and
    its depth in the target camera;
@@ -11,7 +11,9 @@ launching hundreds of small kernels per frame and in the scattered memory traffi
    and ``exp``, an order of magnitude faster than scalar calls in a loop;
 3. ``_splat``: each landing point adds its 4 bilinear splats into a padded canvas whose cells
    hold the channels and the weight side by side, in groups of ``_LANES`` values, so that a
-   splat of RGB and its weight touches one 16- or 32-byte block per neighbour.
+   splat of RGB and its weight is one vector read-modify-write of a 16- or 32-byte block per
+   neighbour (``_splat_point``; numba leaves such short loops scalar);
+4. ``_normalise``: the weighted sums over the summed weights, and the mask.
 
 Frames are spread over Python threads calling GIL-free kernels, each thread with its own
 buffers, rather than over numba's ``prange``: no threading layer to configure (OpenMP would
@@ -71,7 +73,6 @@ def warp_video(
     def work() -> None:
         groups = channels // _LANES + 1  # the channels and the weight
         canvas = np.empty((groups, (height + 2) * (width + 2), _LANES), dtype=dtype)
-        row = np.empty((groups, width, _LANES), dtype=dtype)
         pos_x, pos_y, target_depth, scale = np.empty((4, height, width), dtype=dtype)
         nearest = np.empty(0 if soft else (height + 2) * (width + 2), dtype=dtype)
         while True:
@@ -92,7 +93,7 @@ def warp_video(
             else:
                 scale.fill(1.0)
                 _nearest(pos_x, pos_y, target_depth, nearest)
-            _splat(frames[i], pos_x, pos_y, scale, target_depth, nearest, canvas, row)
+            _splat(frames[i], pos_x, pos_y, scale, target_depth, nearest, canvas)
             _normalise(canvas, out[i], out_mask[i])
             if clean:
                 _clean(out[i], out_mask[i])
@@ -126,6 +127,80 @@ def _fma(
         return builder.fma(*args)
 
     return a(a, b, c), codegen
+
+
+def _row_vector(
+    context: object,
+    builder: ir.IRBuilder,
+    cells_type: types.Array,
+    cells: ir.Value,
+    row: ir.Value,
+) -> ir.Value:
+    """Pointer to row ``row`` of a (rows, ``_LANES``) array, as one ``_LANES``-wide vector."""
+    vector = ir.VectorType(context.get_data_type(cells_type.dtype), _LANES)
+    data = context.make_array(cells_type)(context, builder, cells).data
+    index = builder.mul(builder.sext(row, ir.IntType(64)), ir.Constant(ir.IntType(64), _LANES))
+    return builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
+
+
+def _spread(builder: ir.IRBuilder, vector: ir.VectorType, scalar: ir.Value) -> ir.Value:
+    """``scalar`` in every lane of a ``vector``."""
+    lane_index = ir.IntType(32)
+    first = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, lane_index(0))
+    return builder.shuffle_vector(
+        first, first, ir.Constant(ir.VectorType(lane_index, _LANES), [0] * _LANES)
+    )
+
+
+@intrinsic
+def _splat_point(
+    typingctx: object,
+    cells: types.Type,
+    cell: types.Type,
+    stride: types.Type,
+    values: types.Type,
+    weights: types.Type,
+) -> tuple[Signature, Callable[..., object]] | None:
+    """``cells[cell + offset] += weight * values`` for the 4 bilinear neighbours.
+
+    ``offset`` runs over 0, 1, ``stride``, ``stride + 1`` and ``weight`` over the 4-tuple
+    ``weights``; ``values`` is a ``_LANES``-tuple. The splat is bound by these read-modify-writes:
+    as whole-row vector operations they are about twice as fast as a loop over the lanes. Each
+    product is rounded before its sum, as in the torch path.
+    """
+    real = cells.dtype if isinstance(cells, types.Array) else None
+    if not (
+        isinstance(real, types.Float)
+        and cells == types.Array(real, 2, "C")
+        and isinstance(cell, types.Integer)
+        and isinstance(stride, types.Integer)
+        and values == types.UniTuple(real, _LANES)
+        and weights == types.UniTuple(real, 4)
+    ):
+        return None
+
+    def codegen(
+        context: object, builder: ir.IRBuilder, signature: Signature, args: tuple
+    ) -> ir.Value:
+        cells_arg, cell_arg, stride_arg, values_arg, weights_arg = args
+        vector = ir.VectorType(context.get_data_type(real), _LANES)
+        source = ir.Constant(vector, ir.Undefined)
+        for lane in range(_LANES):
+            value = builder.extract_value(values_arg, lane)
+            source = builder.insert_element(source, value, ir.IntType(32)(lane))
+        one = ir.Constant(cell_arg.type, 1)
+        stride_arg = builder.sext(stride_arg, cell_arg.type)
+        offsets = (cell_arg, builder.add(cell_arg, one), builder.add(cell_arg, stride_arg),
+                   builder.add(builder.add(cell_arg, stride_arg), one))  # fmt: skip
+        for k, row in enumerate(offsets):
+            target = _row_vector(context, builder, cells, cells_arg, row)
+            product = builder.fmul(
+                _spread(builder, vector, builder.extract_value(weights_arg, k)), source
+            )
+            builder.store(builder.fadd(builder.load(target, align=1), product), target, align=1)
+        return context.get_dummy_value()
+
+    return types.void(cells, cell, stride, values, weights), codegen
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -216,14 +291,13 @@ def _splat(
     target_depth: np.ndarray,
     nearest: np.ndarray,
     canvas: np.ndarray,
-    row: np.ndarray,
 ) -> None:
     """Add every landing point's 4 splats into ``canvas`` (groups, (H + 2) * (W + 2), lanes).
 
     The canvas is padded by one pixel like the torch path's: neighbours outside the image fall
-    in the border, cropped by ``_normalise``. ``row`` (groups, W, lanes) holds a row's channels
-    and a constant 1 laid out like the canvas. With a non-empty ``nearest`` (hard z-buffer) only
-    the splats within ``HARD_ZBUFFER_RTOL`` of a cell's nearest depth count.
+    in the border, cropped by ``_normalise``. Its lanes hold the channels, then a constant 1
+    (summing the weights), then zeros. With a non-empty ``nearest`` (hard z-buffer) only the
+    splats within ``HARD_ZBUFFER_RTOL`` of a cell's nearest depth count.
     """
     channels, height, width = frame.shape
     stride = width + 2
@@ -231,11 +305,7 @@ def _splat(
     hard = nearest.size > 0
     ratio = real(1.0 + HARD_ZBUFFER_RTOL)
     canvas[:] = 0.0
-    row[:] = 0.0
-    row[channels // _LANES, :, channels % _LANES] = 1.0
     for v in range(height):
-        for c in range(channels):
-            row[c // _LANES, :, c % _LANES] = frame[c, v]
         for u in range(width):
             px = pos_x[v, u]
             if px != px:
@@ -248,13 +318,22 @@ def _splat(
                 w2 = w2 if w2 > 0 and depth <= nearest[cell + stride] * ratio else real(0.0)
                 w3 = w3 if w3 > 0 and depth <= nearest[cell + stride + 1] * ratio else real(0.0)
             for g in range(canvas.shape[0]):
-                values, cells = row[g, u], canvas[g]
-                for lane in range(_LANES):
-                    value = values[lane]
-                    cells[cell, lane] += w0 * value
-                    cells[cell + 1, lane] += w1 * value
-                    cells[cell + stride, lane] += w2 * value
-                    cells[cell + stride + 1, lane] += w3 * value
+                lanes = (
+                    _lane(frame, g * _LANES, v, u),
+                    _lane(frame, g * _LANES + 1, v, u),
+                    _lane(frame, g * _LANES + 2, v, u),
+                    _lane(frame, g * _LANES + 3, v, u),
+                )
+                _splat_point(canvas[g], cell, stride, lanes, (w0, w1, w2, w3))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lane(frame: np.ndarray, lane: int, v: int, u: int) -> float:
+    """Canvas lane ``lane`` of pixel (v, u): its channel, 1 just after the last one, then 0."""
+    channels = frame.shape[0]
+    if lane < channels:
+        return frame[lane, v, u]
+    return frame.dtype.type(1.0 if lane == channels else 0.0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

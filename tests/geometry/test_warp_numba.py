@@ -74,6 +74,19 @@ def test_numba_matches_torch(dtype: torch.dtype, zbuffer: str, clean: bool) -> N
     assert float((ours - theirs).abs().max()) <= tolerance
 
 
+@pytest.mark.parametrize("channels", [1, 4, 5, 8])
+def test_numba_matches_torch_for_any_channel_count(channels: int) -> None:
+    """Canvas cells hold 4 values (channels, then the weight): other counts span several."""
+    inputs = _edge_cases(F64)
+    gen = torch.Generator().manual_seed(channels)
+    inputs["frames"] = torch.rand(4, channels, 13, 17, generator=gen, dtype=F64)
+    ours, mask = forward_warp(**inputs, backend="numba")
+    theirs, their_mask = forward_warp(**inputs, backend="torch")
+    assert ours.shape == (4, channels, 13, 17)
+    assert torch.equal(mask, their_mask)
+    assert float((ours - theirs).abs().max()) <= 1e-9
+
+
 def test_numba_is_what_auto_runs_on_the_cpu_and_ignores_the_thread_count() -> None:
     """Each frame is computed the same way whichever thread runs it: bit-identical results."""
     inputs = _edge_cases(torch.float32)
