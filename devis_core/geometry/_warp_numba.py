@@ -129,29 +129,6 @@ def _fma(
     return a(a, b, c), codegen
 
 
-def _row_vector(
-    context: object,
-    builder: ir.IRBuilder,
-    cells_type: types.Array,
-    cells: ir.Value,
-    row: ir.Value,
-) -> ir.Value:
-    """Pointer to row ``row`` of a (rows, ``_LANES``) array, as one ``_LANES``-wide vector."""
-    vector = ir.VectorType(context.get_data_type(cells_type.dtype), _LANES)
-    data = context.make_array(cells_type)(context, builder, cells).data
-    index = builder.mul(builder.sext(row, ir.IntType(64)), ir.Constant(ir.IntType(64), _LANES))
-    return builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
-
-
-def _spread(builder: ir.IRBuilder, vector: ir.VectorType, scalar: ir.Value) -> ir.Value:
-    """``scalar`` in every lane of a ``vector``."""
-    lane_index = ir.IntType(32)
-    first = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, lane_index(0))
-    return builder.shuffle_vector(
-        first, first, ir.Constant(ir.VectorType(lane_index, _LANES), [0] * _LANES)
-    )
-
-
 @intrinsic
 def _splat_point(
     typingctx: object,
@@ -184,20 +161,29 @@ def _splat_point(
     ) -> ir.Value:
         cells_arg, cell_arg, stride_arg, values_arg, weights_arg = args
         vector = ir.VectorType(context.get_data_type(real), _LANES)
+        lane_index = ir.IntType(32)
+        everywhere = ir.Constant(ir.VectorType(lane_index, _LANES), [0] * _LANES)
+
         source = ir.Constant(vector, ir.Undefined)
         for lane in range(_LANES):
             value = builder.extract_value(values_arg, lane)
-            source = builder.insert_element(source, value, ir.IntType(32)(lane))
-        one = ir.Constant(cell_arg.type, 1)
+            source = builder.insert_element(source, value, lane_index(lane))
+        data = context.make_array(cells)(context, builder, cells_arg).data
+        one, lanes = ir.Constant(cell_arg.type, 1), ir.Constant(cell_arg.type, _LANES)
         stride_arg = builder.sext(stride_arg, cell_arg.type)
-        offsets = (cell_arg, builder.add(cell_arg, one), builder.add(cell_arg, stride_arg),
-                   builder.add(builder.add(cell_arg, stride_arg), one))  # fmt: skip
-        for k, row in enumerate(offsets):
-            target = _row_vector(context, builder, cells, cells_arg, row)
-            product = builder.fmul(
-                _spread(builder, vector, builder.extract_value(weights_arg, k)), source
+        below = builder.add(cell_arg, stride_arg)
+        for k, row in enumerate(
+            (cell_arg, builder.add(cell_arg, one), below, builder.add(below, one))
+        ):
+            first = builder.gep(data, [builder.mul(row, lanes)])
+            target = builder.bitcast(first, vector.as_pointer())
+            weight = builder.extract_value(weights_arg, k)
+            weight = builder.insert_element(
+                ir.Constant(vector, ir.Undefined), weight, lane_index(0)
             )
-            builder.store(builder.fadd(builder.load(target, align=1), product), target, align=1)
+            weight = builder.shuffle_vector(weight, weight, everywhere)  # in every lane
+            total = builder.fadd(builder.load(target, align=1), builder.fmul(weight, source))
+            builder.store(total, target, align=1)
         return context.get_dummy_value()
 
     return types.void(cells, cell, stride, values, weights), codegen
