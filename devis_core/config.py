@@ -104,10 +104,18 @@ class TrainingSection(BaseModel):
     same_noise: bool = Field(
         False, description="Every sample of a group starts from the same initial noise."
     )
+    trained_chain: Literal["one-step", "accumulated"] = Field(
+        "one-step",
+        description="Which conditions GRPO scores the sampled final chain under: one-step (the "
+        "source rendered at the full target motion, what inference sees; the paper's reading) "
+        "or accumulated (the last accumulation step's own render and reference: teaches the "
+        "model to refine accumulated renders). docs/training.md says why.",
+    )
     train_intermediate: bool = Field(
         False,
-        description="Also train on the denoising chains of earlier accumulation steps, with "
-        "the sample's advantage (default: the last step's chain only).",
+        description="With trained_chain: accumulated, also train on the denoising chains of "
+        "earlier accumulation steps, with the sample's advantage (default: the last step's "
+        "chain only).",
     )
     learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the LoRA.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -137,6 +145,11 @@ class TrainingSection(BaseModel):
     def _k_range(self) -> TrainingSection:
         if self.k_min > self.k_max:
             raise ValueError("k_min must not exceed k_max")
+        if self.train_intermediate and self.trained_chain == "one-step":
+            raise ValueError(
+                "train_intermediate needs trained_chain: accumulated (the chains of earlier "
+                "steps generate intermediate poses, not the one-step target)"
+            )
         return self
 
 

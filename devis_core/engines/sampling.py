@@ -7,7 +7,8 @@ step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
 the one-step conditions. Every video has its own noise (its own seeded generator) unless
 ``same_noise`` is set. The backbone is wrapped in a :class:`RecordingBackbone`, so any
 accumulator runs unchanged while the stochastic rollout of each of its generation steps is
-kept: the last one is the chain GRPO trains on.
+kept: the last one is the chain GRPO trains on, by default re-scored under the group's one-step
+conditions (:func:`one_step_chain`, ``training.trained_chain``).
 
 The reward compares each final video with the source reprojected by the *whole* motion in one
 step, using the source depth of the configured depth estimator: that render and its
@@ -37,6 +38,7 @@ from devis_core.types import (
     Policy,
     RewardInputs,
     Rollout,
+    RolloutStep,
     ViewSynthesisSample,
 )
 
@@ -93,6 +95,48 @@ def one_step_conditions(sample: ViewSynthesisSample, depth: DepthEstimator) -> C
     return Conditions(
         shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
     )
+
+
+def one_step_chain(
+    policy: Policy, conditions: Conditions, rollout: Rollout, steps: list[int]
+) -> Rollout:
+    """The transitions ``steps`` of ``rollout`` re-scored under ``conditions`` (no gradients).
+
+    DEVIS-GRPO trains the generator that makes the extreme view in one step (the paper's
+    inference), so a chain sampled by accumulation is scored under the *one-step* conditions,
+    for the old policy (here, before the round's update) as for the new one. The returned
+    rollout holds those steps only, in order, with the old policy's mean, std and log-prob
+    under ``conditions``. A chain longer in time than the one-step latents (BTA's bullet-time
+    prefix) keeps its last latent frames, which are the frames the accumulator kept as its
+    video; latents are ``(1, F, ...)`` with frames on axis 1 (:meth:`Policy.latent_shape`).
+    """
+    frames = policy.latent_shape(conditions)[1]
+    recorded = [rollout.steps[index] for index in steps]
+    cropped = [
+        RolloutStep(
+            timestep=record.timestep,
+            latents=_last_frames(record.latents, frames),
+            next_latents=_last_frames(record.next_latents, frames),
+            mean=record.mean,
+            std=record.std,
+            log_prob=record.log_prob,
+        )
+        for record in recorded
+    ]
+    chain = Rollout(steps=cropped, video=rollout.video)
+    with torch.no_grad():
+        for index, record in enumerate(cropped):
+            record.log_prob, record.mean, record.std = policy.log_prob(conditions, chain, index)
+    return chain
+
+
+def _last_frames(latents: torch.Tensor, frames: int) -> torch.Tensor:
+    if latents.shape[1] < frames:
+        raise ValueError(
+            f"a chain of {latents.shape[1]} latent frames is shorter than the one-step "
+            f"conditions' {frames}"
+        )
+    return latents[:, latents.shape[1] - frames :]
 
 
 def sample_group(

@@ -44,8 +44,10 @@ from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
 from devis_core.distributed import World
 from devis_core.engines.evaluate import read_records
 from devis_core.engines.sampling import (
+    GeneratedSample,
     Group,
     derived_seed,
+    one_step_chain,
     one_step_conditions,
     sample_group,
     score_group,
@@ -363,26 +365,32 @@ class Trainer:
                         Unit(group.conditions, target, reward, advantage, group.index, [])
                     )
                     continue
-                chains = (
-                    generated.chains if self.settings.train_intermediate else generated.chains[-1:]
-                )
-                for c, (conditions, rollout) in enumerate(chains):
+                for c, (conditions, rollout) in enumerate(self._trained_chains(generated)):
                     steps = list(range(len(rollout.steps)))
                     if pick_steps is not None:
                         seed = derived_seed(
                             self.config.seed, round_index, "steps", group.index, m, c
                         )
                         steps = pick_steps(len(rollout.steps), make_generator(seed))
-                    if steps:
-                        members.append(
-                            Unit(conditions, rollout, reward, advantage, group.index, steps)
-                        )
+                    if not steps:
+                        continue
+                    if (
+                        self.settings.trained_chain == "one-step"
+                        and conditions is not group.conditions  # vanilla chains already are
+                    ):
+                        rollout = one_step_chain(self.policy, group.conditions, rollout, steps)
+                        conditions, steps = group.conditions, list(range(len(steps)))
+                    members.append(Unit(conditions, rollout, reward, advantage, group.index, steps))
             if self.algorithm.batch_unit == "group":
                 if members:
                     batches.append(members)
             else:
                 batches.extend([unit] for unit in members)
         return batches
+
+    def _trained_chains(self, generated: GeneratedSample) -> list[tuple[Conditions, Rollout]]:
+        """The chains a sample trains: its last one, or every step's (``train_intermediate``)."""
+        return generated.chains if self.settings.train_intermediate else generated.chains[-1:]
 
     def _update(self, round_index: int, units: list[list[Unit]]) -> dict[str, float]:
         """``num_iterations`` epochs of micro-batches; returns the round's update statistics."""
