@@ -13,8 +13,9 @@ import torch
 
 from devis_core.config import validate_config
 from devis_core.distributed import World
-from devis_core.engines.train import Trainer
+from devis_core.engines.train import Trainer, _batch
 from devis_core.geometry import forward_warp
+from devis_core.pipeline import make_generator
 from devis_core.plugins import load_registry
 from tests.training.conftest import training_data
 
@@ -50,22 +51,20 @@ def _trainer(tmp_path, registry, chain):
                    progress=False)  # fmt: skip
 
 
-def _losses_conditions(trainer):
-    """Sample round 0, build its units, and evaluate GRPO's loss on them through a spy."""
+def _round_units(trainer):
+    """Sample round 0 and build its trained units, as the trainer does before updating."""
     groups = trainer._sample(0)
     rewards, group_ids, _, advantages = trainer._score(groups)
-    units = [u for batch in trainer._units(0, groups, rewards, group_ids, advantages) for u in batch]
+    batches = trainer._units(0, groups, rewards, group_ids, advantages)
+    return groups, [unit for batch in batches for unit in batch]
+
+
+def _losses_conditions(trainer):
+    """The round's units, and GRPO's loss on them evaluated through a spy."""
+    groups, units = _round_units(trainer)
     spy = _ConditionsSpy(trainer.policy)
-    batch = _batch(units)
-    _, stats = trainer.algorithm.loss(batch, spy)
+    _, stats = trainer.algorithm.loss(_batch(units, make_generator(0)), spy)
     return groups, units, spy.seen, stats
-
-
-def _batch(units):
-    from devis_core.engines.train import _batch as make_batch
-    from devis_core.pipeline import make_generator
-
-    return make_batch(units, make_generator(0))
 
 
 def test_default_scores_the_final_chain_under_the_one_step_render(tmp_path, registry):
@@ -92,9 +91,7 @@ def test_default_scores_the_final_chain_under_the_one_step_render(tmp_path, regi
 
 def test_one_step_chain_is_the_kept_tail_of_the_sampled_chain(tmp_path, registry):
     trainer = _trainer(tmp_path, registry, "one-step")
-    groups = trainer._sample(0)
-    rewards, group_ids, _, advantages = trainer._score(groups)
-    units = [u for b in trainer._units(0, groups, rewards, group_ids, advantages) for u in b]
+    groups, units = _round_units(trainer)
     frames = groups[0].sample.num_frames
     sampled = [s for g in groups for m in g.members for s in m.chains[-1][1].steps]
     assert units and all(s.latents.shape[1] == BULLET + frames for s in sampled)
