@@ -24,7 +24,9 @@ class LoraSettings(BaseModel):
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
     path: str | None = Field(
-        None, description="A LoRA safetensors file (written by save_lora) to load at start."
+        None,
+        description="A LoRA safetensors file (written by save_lora), or a peft adapter "
+        "(PeftModel.save_pretrained's directory or weights file), to load at start.",
     )
 
 

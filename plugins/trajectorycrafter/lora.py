@@ -4,6 +4,10 @@ The adapter is the trainable part of the RL policy; switching it off gives the r
 policy (the base model, exactly). A LoRA file holds the adapter tensors under peft's
 adapter-free names (``transformer_blocks.0.attn1.to_q.lora_A.weight``, ...) and, in the
 safetensors metadata, the settings needed to rebuild the adapter (rank, alpha, targets).
+
+Upstream TrajectoryCrafter publishes no LoRA. An adapter trained elsewhere with peft
+(``PeftModel.save_pretrained``: ``adapter_model.safetensors`` or ``.bin`` with the names
+prefixed by ``base_model.model.``, settings in ``adapter_config.json`` beside it) loads too.
 """
 
 from __future__ import annotations
@@ -20,10 +24,23 @@ from safetensors.torch import save_file
 from devis_core.checkpoints import check_state_dict
 from devis_core.errors import MissingWeightsError
 from devis_plugins.trajectorycrafter.config import LoraSettings
+from devis_plugins.trajectorycrafter.loading import read_tensors
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 
 ADAPTER = "default"
 FORMAT = "devis-lora-v1"
+PEFT_PREFIX = "base_model.model."
+PEFT_CONFIG = "adapter_config.json"
+PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+PEFT_PLAIN_LORA = {
+    "use_dora": False,
+    "use_rslora": False,
+    "rank_pattern": {},
+    "alpha_pattern": {},
+    "bias": "none",
+    "modules_to_save": None,
+}
+"""peft settings that change the adapter's arithmetic or add tensors, at their plain values."""
 
 
 def add_lora(model: CrossTransformer3DModel, settings: LoraSettings) -> None:
@@ -64,48 +81,90 @@ def save_lora(model: CrossTransformer3DModel, settings: LoraSettings, path: str 
     return path
 
 
-def read_lora_settings(path: str | Path) -> LoraSettings:
-    """The adapter settings stored in a LoRA file's metadata."""
+def adapter_file(path: str | Path) -> Path:
+    """The adapter weights at ``path``: a file, or the weights file of a peft directory."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        found = [path / name for name in PEFT_WEIGHTS if (path / name).is_file()]
+        if not found:
+            raise MissingWeightsError(
+                f"{path} holds neither {' nor '.join(PEFT_WEIGHTS)} (backbone.lora.path: a LoRA "
+                "file or a peft adapter directory)"
+            )
+        return found[0]
     if not path.is_file():
         raise MissingWeightsError(
             f"LoRA file {path} does not exist (backbone.lora.path); LoRA files are written by "
-            "the backbone's save_lora (DEVIS training checkpoints)"
+            "the backbone's save_lora (DEVIS training checkpoints) or by peft's save_pretrained"
         )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if metadata.get("format") != FORMAT:
+    return path
+
+
+def read_lora_settings(path: str | Path) -> LoraSettings:
+    """The adapter settings of a LoRA file: its DEVIS metadata, or peft's adapter config."""
+    file = adapter_file(path)
+    metadata = {}
+    if file.suffix == ".safetensors":
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    if metadata.get("format") == FORMAT:
+        return LoraSettings(
+            rank=int(metadata["rank"]),
+            alpha=float(metadata["alpha"]),
+            dropout=float(metadata["dropout"]),
+            target_modules=json.loads(metadata["target_modules"]),
+            path=str(file),
+        )
+    if (file.parent / PEFT_CONFIG).is_file():
+        return _peft_settings(file.parent / PEFT_CONFIG, file)
+    raise MissingWeightsError(
+        f"{file} is not a DEVIS LoRA file (metadata format {metadata.get('format')!r}, "
+        f"expected {FORMAT!r}) and has no peft {PEFT_CONFIG} beside it; write LoRA files with "
+        "the backbone's save_lora"
+    )
+
+
+def _peft_settings(config_file: Path, weights: Path) -> LoraSettings:
+    """Settings from peft's ``adapter_config.json``, for the plain LoRA this module builds."""
+    config = json.loads(config_file.read_text())
+    unsupported = [
+        f"{name}={config[name]!r}"
+        for name, plain in PEFT_PLAIN_LORA.items()
+        if config.get(name, plain) not in (plain, None)
+    ]
+    if config.get("peft_type") != "LORA" or unsupported:
         raise MissingWeightsError(
-            f"{path} is not a DEVIS LoRA file (metadata format {metadata.get('format')!r}, "
-            f"expected {FORMAT!r}); write LoRA files with the backbone's save_lora"
+            f"{config_file}: only a plain peft LoRA adapter can be loaded (found peft_type "
+            f"{config.get('peft_type')!r}{', ' if unsupported else ''}{', '.join(unsupported)})"
         )
     return LoraSettings(
-        rank=int(metadata["rank"]),
-        alpha=float(metadata["alpha"]),
-        dropout=float(metadata["dropout"]),
-        target_modules=json.loads(metadata["target_modules"]),
-        path=str(path),
+        rank=config["r"],
+        alpha=config["lora_alpha"],
+        dropout=config.get("lora_dropout", 0.0),
+        target_modules=config["target_modules"],
+        path=str(weights),
     )
 
 
 def load_lora(model: CrossTransformer3DModel, path: str | Path) -> None:
-    """Load adapter weights into the model's adapter; keys and shapes must match exactly."""
-    path = Path(path).expanduser()
+    """Load adapter weights into the model's adapter; keys and shapes must match exactly.
+
+    peft's own files name every tensor from the ``PeftModel`` wrapper (``base_model.model.``
+    first); that prefix is dropped, the rest of the name is the same.
+    """
+    file = adapter_file(path)
+    where = "The file's adapter (rank, target modules) must match backbone.lora."
     expected = {
         key: tuple(value.shape)
         for key, value in get_peft_model_state_dict(model, adapter_name=ADAPTER).items()
     }
-    with safe_open(str(path), framework="pt") as handle:
-        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    check_state_dict(
-        expected,
-        state,
-        source=str(path),
-        where="The file's adapter (rank, target modules) must match backbone.lora.",
-    )
+    state = read_tensors(file, where=where)
+    if state and all(key.startswith(PEFT_PREFIX) for key in state):
+        state = {key.removeprefix(PEFT_PREFIX): value for key, value in state.items()}
+    check_state_dict(expected, state, source=str(file), where=where)
     device = next(model.parameters()).device
     state = {key: value.to(device) for key, value in state.items()}
     result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
-        raise MissingWeightsError(f"{path}: peft did not place keys {unexpected[:5]}")
+        raise MissingWeightsError(f"{file}: peft did not place keys {unexpected[:5]}")

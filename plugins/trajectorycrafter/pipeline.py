@@ -6,6 +6,9 @@ tensors:
 - the render is resized to the model resolution, padded to ``4k + 1`` frames for the causal VAE
   (the last frame repeated) and, where the mask says *hole*, replaced by -1 before encoding
   with the VAE's mode (the *masked render*);
+- the VAE encodes 4 frames per chunk (the first chunk also takes the ``T % 4`` leftover frames),
+  as TrajectoryCrafter's own copy of the CogVideoX VAE does; diffusers' default is 8, and the
+  chunking changes the latents;
 - the mask channel is the visibility (1 - hole) resized to the latent grid, frame 0 on its own
   and the other frames together (trilinear), times the VAE scaling factor;
 - the reference video's first ``reference_frames`` frames are encoded the same way (mode, see
@@ -31,6 +34,9 @@ from torch import Tensor
 from devis_core.diffusion import DDIMSchedule
 from devis_core.types import Conditions
 from devis_plugins.trajectorycrafter.loading import Components
+
+VAE_ENCODE_CHUNK_FRAMES = 4
+"""Frames per chunk of the causal VAE's encoder in TrajectoryCrafter's published code."""
 
 
 @dataclass
@@ -82,6 +88,9 @@ class TrajectoryCrafterPipeline:
         self.noise_aug_strength = noise_aug_strength
         self.noise_aug_seed = noise_aug_seed
         self.cpu_offload = cpu_offload
+        if self.vae is not None:
+            # diffusers' CogVideoX VAE chunks by this attribute (plain and tiled encode alike)
+            self.vae.num_sample_frames_batch_size = VAE_ENCODE_CHUNK_FRAMES
         self.device = torch.device("cpu")
         self._on_device: torch.nn.Module | None = None
         factor = self.spatial_factor * self.transformer.config.patch_size

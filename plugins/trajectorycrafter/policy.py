@@ -255,7 +255,7 @@ class TrajectoryCrafterBackbone:
         return lora.save_lora(self.transformer, self.lora_settings, path)
 
     def load_lora(self, path: str | Path) -> None:
-        """Load adapter weights written by :meth:`save_lora` into the current adapter."""
+        """Load adapter weights (from :meth:`save_lora`, or a peft adapter) into the adapter."""
         if self.lora_settings is None:
             self.add_lora(lora.read_lora_settings(path))
         else:

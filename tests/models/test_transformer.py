@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import CogVideoXTransformer3DModel
 
-from devis_core.checkpoints import load_model_directory
+from devis_plugins.trajectorycrafter.loading import load_model
 from devis_plugins.trajectorycrafter.model import (
     CrossTransformer3DModel,
     ReferenceCrossAttention,
@@ -124,10 +124,14 @@ def test_save_pretrained_round_trip_gives_identical_outputs(tmp_path):
     model = _model()
     model.save_pretrained(tmp_path / "diffusers")
     loaded = CrossTransformer3DModel.from_pretrained(tmp_path / "diffusers").eval()
-    ours = load_model_directory(CrossTransformer3DModel, tmp_path / "diffusers", where="")
+    ours = load_model(
+        CrossTransformer3DModel, tmp_path / "diffusers", where="", dtype=torch.float32
+    )
     model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
     assert (tmp_path / "sharded" / "diffusion_pytorch_model.safetensors.index.json").is_file()
-    sharded = load_model_directory(CrossTransformer3DModel, tmp_path / "sharded", where="")
+    sharded = load_model(
+        CrossTransformer3DModel, tmp_path / "sharded", where="", dtype=torch.float32
+    )
     expected = model(**_inputs()).sample
     for other in (loaded, ours, sharded):
         assert torch.equal(other(**_inputs()).sample, expected)
