@@ -10,6 +10,9 @@ Pixel conventions: most capture tools (COLMAP, nerfstudio, DyCheck, Blender/Kubr
 origin at the image's top-left *corner*, so pixel ``i`` is centred at ``i + 0.5`` and the
 principal point of a centred camera is ``W / 2``. DEVIS centres pixel ``i`` at ``i``
 (:mod:`devis_core.geometry.cameras`). :func:`corner_to_centre` converts.
+
+Captions: none of the datasets ships one, and DEVIS runs no captioner. :class:`Captions` gives
+every loader the same sources, most specific first (``docs/datasets.md``, "Captions").
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveInt
+from pydantic import BaseModel, Field, PositiveInt
 
 from devis_core.errors import UsageError
 from devis_core.geometry import pixel_grid
@@ -335,3 +338,74 @@ def resize_clip(
         for depth in depths
     ]
     return resized, maps, scale_intrinsics(K, size[1] / width, size[0] / height)
+
+
+CAPTION_FILE = "caption.txt"
+"""The caption file a loader looks for beside a sample's data (each loader says where)."""
+
+
+class CaptionOptions(BaseModel):
+    """The caption fields every dataset config has (see :class:`Captions`)."""
+
+    caption: str = Field("", description="Caption of every sample that has no own caption.")
+    captions: Path | None = Field(
+        None,
+        description="Captions per sample: a JSON object {sample_id: caption}, or a .jsonl file "
+        'of {"sample_id": ..., "caption": ...} lines.',
+    )
+
+
+class Captions:
+    """The caption of each sample, from the most specific source that has one.
+
+    1. the ``captions`` file's entry for the sample id;
+    2. the sample's caption file (``caption.txt`` beside its data; empty files do not count);
+    3. the config's ``caption``;
+
+    else the sample's caption is ``""`` and the backbone's own ``caption`` setting applies.
+    """
+
+    def __init__(self, options: CaptionOptions):
+        self.default = options.caption
+        self.by_sample = read_caption_table(options.captions) if options.captions else {}
+
+    def for_sample(self, sample_id: str, caption_file: Path) -> str:
+        """The caption of ``sample_id``, whose own caption file would be ``caption_file``."""
+        if sample_id in self.by_sample:
+            return self.by_sample[sample_id]
+        if caption_file.is_file():
+            try:
+                text = caption_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise UsageError(f"cannot read caption file {caption_file}: {error}") from None
+            if text:
+                return text
+        return self.default
+
+
+def read_caption_table(path: Path) -> dict[str, str]:
+    """``sample_id -> caption`` of a JSON object, or of a JSONL file (by its ``.jsonl`` suffix)."""
+    if path.suffix != ".jsonl":
+        table = read_json(path)
+        if not isinstance(table, dict) or not all(
+            isinstance(value, str) for value in table.values()
+        ):
+            raise UsageError(f"{path}: expected a JSON object of sample_id -> caption strings")
+        return table
+    require_file(path, "caption file")
+    table = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path}, line {number} is not valid JSON: {error}") from None
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(key), str) for key in ("sample_id", "caption")
+        ):
+            raise UsageError(f"{path}, line {number}: expected string fields sample_id, caption")
+        if entry["sample_id"] in table:
+            raise UsageError(f"{path}, line {number}: sample {entry['sample_id']!r} again")
+        table[entry["sample_id"]] = entry["caption"]
+    return table

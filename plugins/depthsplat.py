@@ -11,6 +11,13 @@ Format: for each dataset sample, ``<root>/<sample_id>.npz`` holding ``depth``, a
 ``(T, H, W)`` of planar depth in the units of the dataset's cameras (0 or non-finite where
 unknown), one map per source frame in order. A directory ``<root>/<sample_id>/`` of per-frame
 ``.npy`` maps (DepthSplat's own per-view dump, files sorted by name) is read as well.
+
+Geometry: DepthSplat does not see the whole frame. Its data shim (``rescale_and_crop`` in
+``src/dataset/shims/crop_shim.py``) scales a frame so that it covers the network's
+``image_shape`` and centre-crops it, the crop starting at row ``(h_scaled - h) // 2``: DL3DV's
+540x960 frames run at 512x960, rows 14 to 525. :func:`place_centre_crop` puts each map back on
+exactly the pixels it was predicted for; pixels outside the crop get depth 0 (unknown), since
+DepthSplat predicts nothing there.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ class DepthSplatConfig(BaseModel):
 class DepthSplatDepth:
     """Depth maps exported by the official DepthSplat code (read from disk, not re-run)."""
 
+    generated_videos = False
+    """Exports exist for dataset videos only: accumulation carries render depth instead."""
+
     def __init__(self, config: DepthSplatConfig):
         self.config = config
         self.root = Path(config.root).expanduser()
@@ -74,9 +84,29 @@ class DepthSplatDepth:
         depth = depth * self.config.scale
         depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
         if tuple(depth.shape[-2:]) != (height, width):
-            # nearest: averaging depths across an object border would invent floating points
-            depth = F.interpolate(depth.unsqueeze(1), size=(height, width), mode="nearest")[:, 0]
+            depth = place_centre_crop(depth, (height, width))
         return depth.to(video.device)
+
+
+def place_centre_crop(depth: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """Depth ``(T, h, w)`` predicted on DepthSplat's centre crop, on the ``(H, W)`` frame.
+
+    Inverts DepthSplat's ``rescale_and_crop``: the frame was scaled by
+    ``max(h / H, w / W)`` (sides rounded) and centre-cropped to ``(h, w)``. The maps go back
+    into that scaled canvas at the crop's offset, zeros (unknown) around them, and the canvas
+    is resampled to the frame by nearest pixel centre: averaging depths across an object border
+    would invent floating points.
+    """
+    frames, height, width = depth.shape
+    frame_height, frame_width = frame_size
+    scale = max(height / frame_height, width / frame_width)
+    scaled_height, scaled_width = round(frame_height * scale), round(frame_width * scale)
+    top, left = (scaled_height - height) // 2, (scaled_width - width) // 2
+    canvas = depth.new_zeros(frames, scaled_height, scaled_width)
+    canvas[:, top : top + height, left : left + width] = depth
+    if (scaled_height, scaled_width) == (frame_height, frame_width):
+        return canvas
+    return F.interpolate(canvas.unsqueeze(1), size=frame_size, mode="nearest-exact")[:, 0]
 
 
 def read_exported_depth(root: Path, sample_id: str) -> tuple[torch.Tensor, Path]:

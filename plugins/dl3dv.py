@@ -23,10 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 import devis_core
 from devis_core.datasets import (
+    CAPTION_FILE,
+    CaptionOptions,
+    Captions,
     ImageSize,
     check_rotation,
     corner_to_centre,
@@ -53,7 +56,7 @@ PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
 """nerfstudio camera models this loader undistorts to a pinhole (fisheye ones it refuses)."""
 
 
-class DL3DVConfig(BaseModel):
+class DL3DVConfig(CaptionOptions):
     """Which scenes, which image folder, which frames, and where depth maps are."""
 
     root: Path = Field(description="A scene folder (with transforms.json), or a folder of them.")
@@ -72,7 +75,6 @@ class DL3DVConfig(BaseModel):
     depth_scale: float = Field(1.0, gt=0, description="Multiplier of the depth maps.")
     size: ImageSize | None = Field(None, description="(height, width) to resize to.")
     fps: float = Field(8.0, gt=0, description="Frame rate of the clips (DL3DV gives none).")
-    caption: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> DL3DVConfig:
@@ -154,6 +156,7 @@ class DL3DVDataset:
 
     def __init__(self, config: DL3DVConfig):
         self.config = config
+        self.captions = Captions(config)
         self.scenes = find_scenes(config.root, config.scenes)
 
     def __len__(self) -> int:
@@ -214,15 +217,16 @@ class DL3DVDataset:
         (source, target), (source_depth,), K = resize_clip(
             [source, target], [source_depth], K, cfg.size
         )
+        sample_id = f"dl3dv-{name}"
         return ViewSynthesisSample(
-            sample_id=f"dl3dv-{name}",
+            sample_id=sample_id,
             source=source,
             K=K.float(),
             source_w2c=w2cs[0][None].expand(count, -1, -1).float().clone(),
             target_w2c=torch.stack(w2cs[1:]).float(),
             source_depth=source_depth,
             target=target,
-            caption=cfg.caption,
+            caption=self.captions.for_sample(sample_id, folder / CAPTION_FILE),
             fps=cfg.fps,
             metadata={
                 "dataset": "dl3dv",

@@ -15,6 +15,14 @@ Layout of one sequence (``root`` is a sequence, or a folder of sequences)::
 Camera 0 is the hand-held phone (the ``train`` split); cameras 1 and 2 are static phones (the
 ``val`` split). A sample pairs a clip of camera 0 (the source) with the static camera's frames
 at the same time steps (the target): the extreme-view pairs of the benchmark.
+
+Which sequences: the paper says only that it uses "all five extreme-view video pairs featuring
+both ground truth video and depth annotations". DyCheck has seven sequences with static
+cameras (apple, block, paper-windmill, space-out, spin, teddy, wheel: KAIR-BAIR/dycheck,
+``docs/BENCHMARK.md``). The five-sequence subset without space-out and wheel is the one Shape of
+Motion evaluates on (vye16/shape-of-motion, ``scripts/evaluate_iphone.py``: its sequence list
+holds five of the seven); :data:`BENCHMARK_SEQUENCES` follows it. The paper does not name its
+five, so this is the most likely reading, not a confirmed one; ``docs/datasets.md`` says so too.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 import devis_core
 from devis_core.datasets import (
+    CAPTION_FILE,
+    CaptionOptions,
+    Captions,
     ImageSize,
     check_rotation,
     corner_to_centre,
@@ -49,13 +60,19 @@ from devis_core.types import ViewSynthesisSample
 SOURCE_CAMERA = 0
 """The moving phone; every other camera id in the val split is a static phone."""
 
+BENCHMARK_SEQUENCES = ("apple", "block", "paper-windmill", "spin", "teddy")
+"""The benchmark's five sequences (DyCheck's seven with static cameras, less space-out and
+wheel, as Shape of Motion evaluates them); see the module docstring for the sources."""
 
-class IPhoneConfig(BaseModel):
+
+class IPhoneConfig(CaptionOptions):
     """Which sequences, at which resolution, cut into which clips."""
 
     root: Path = Field(description="A sequence folder (with splits/), or a folder of them.")
     sequences: list[str] | None = Field(
-        None, description="Sequence folder names to use (default: every one under root)."
+        default_factory=lambda: list(BENCHMARK_SEQUENCES),
+        description="Sequence folder names under root (default: the benchmark's five; null: "
+        "every sequence under root).",
     )
     factor: int | None = Field(
         None, ge=1, description="Image folder {factor}x (default: extra.json's factor, 2)."
@@ -70,7 +87,6 @@ class IPhoneConfig(BaseModel):
         False, description="Apply scene.json: positions (p - center) * scale, depth * scale."
     )
     size: ImageSize | None = Field(None, description="(height, width) to resize to.")
-    caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,18 +222,32 @@ def sequence_clips(
     return clips, longest
 
 
+def named_sequences(root: Path, names: list[str]) -> list[Path]:
+    """The folders of the named sequences under ``root``; missing ones are named in an error."""
+    missing = [name for name in names if not (root / name / "splits").is_dir()]
+    if missing:
+        default = list(BENCHMARK_SEQUENCES)
+        raise UsageError(
+            f"iPhone sequence(s) {', '.join(repr(name) for name in missing)} not found in {root} "
+            f"(a sequence is a folder with splits/). The default list is the benchmark's five, "
+            f"{default}; set dataset.sequences to the ones you have, or to null for all of them."
+        )
+    return [root / name for name in names]
+
+
 class IPhoneDataset:
     """DyCheck iPhone extreme-view pairs: the moving phone's clip, a static phone's as target."""
 
     def __init__(self, config: IPhoneConfig):
         self.config = config
+        self.captions = Captions(config)
         root = config.root
         if not root.is_dir():
             raise UsageError(f"iPhone root not found: {root}")
-        if config.sequences is not None:
-            sequences = [root / name for name in config.sequences]
-        elif (root / "splits").is_dir():
-            sequences = [root]
+        if (root / "splits").is_dir() and "sequences" not in config.model_fields_set:
+            sequences = [root]  # root is one sequence
+        elif config.sequences is not None:
+            sequences = named_sequences(root, config.sequences)
         else:
             sequences = sorted(p for p in root.iterdir() if (p / "splits").is_dir())
             if not sequences:
@@ -267,8 +297,9 @@ class IPhoneDataset:
         (source, target), (source_depth, target_depth), K = resize_clip(
             [source, target], [source_depth, target_depth], K, cfg.size
         )
+        sample_id = f"iphone-{clip.sequence.name}-cam{clip.camera}-t{clip.time_ids[0]:05d}"
         return ViewSynthesisSample(
-            sample_id=f"iphone-{clip.sequence.name}-cam{clip.camera}-t{clip.time_ids[0]:05d}",
+            sample_id=sample_id,
             source=source,
             K=K.float(),
             source_w2c=source_w2c.float(),
@@ -276,7 +307,7 @@ class IPhoneDataset:
             source_depth=source_depth,
             target=target,
             target_depth=target_depth,
-            caption=cfg.caption,
+            caption=self.captions.for_sample(sample_id, clip.sequence / CAPTION_FILE),
             fps=fps / cfg.stride,
             metadata={
                 "dataset": "iphone",

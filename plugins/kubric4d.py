@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 import devis_core
 from devis_core.datasets import (
+    CAPTION_FILE,
+    CaptionOptions,
+    Captions,
     ImageSize,
     corner_to_centre,
     read_float_image,
@@ -56,7 +59,7 @@ BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 TRAJECTORY_FORMAT = "devis-kubric4d-trajectories"
 
 
-class Kubric4DConfig(BaseModel):
+class Kubric4DConfig(CaptionOptions):
     """Where the release is, which trajectories to draw, and how to cut the clips."""
 
     root: Path = Field(description="The release's data/ folder, holding scnNNNNN/ folders.")
@@ -77,7 +80,6 @@ class Kubric4DConfig(BaseModel):
     size: ImageSize | None = Field(
         None, description="(height, width) to resize to (default: native 384x576)."
     )
-    caption: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> Kubric4DConfig:
@@ -169,6 +171,7 @@ class Kubric4DDataset:
 
     def __init__(self, config: Kubric4DConfig):
         self.config = config
+        self.captions = Captions(config)
         root = config.root
         if not root.is_dir():
             raise UsageError(f"Kubric-4D root not found: {root}")
@@ -192,8 +195,9 @@ class Kubric4DDataset:
         (source, target), (source_depth, target_depth), K = resize_clip(
             [source, target], [source_depth, target_depth], K, cfg.size
         )
+        sample_id = f"kubric4d-{case.scene}-v{case.source_view}-v{case.target_view}"
         return ViewSynthesisSample(
-            sample_id=f"kubric4d-{case.scene}-v{case.source_view}-v{case.target_view}",
+            sample_id=sample_id,
             source=source,
             K=K,
             source_w2c=source_w2c,
@@ -201,7 +205,7 @@ class Kubric4DDataset:
             source_depth=source_depth,
             target=target,
             target_depth=target_depth,
-            caption=cfg.caption,
+            caption=self.captions.for_sample(sample_id, cfg.root / case.scene / CAPTION_FILE),
             fps=FPS / cfg.stride,
             metadata={
                 "dataset": "kubric4d",

@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 import devis_core
+from devis_core.datasets import CAPTION_FILE, CaptionOptions, Captions
 from devis_core.errors import UsageError
 from devis_core.geometry import Motion, intrinsics_from_fov, orbit_trajectory, pivot_depth_from
 from devis_core.media import read_depth_maps, read_video
 from devis_core.types import ViewSynthesisSample
 
 
-class VideoDatasetConfig(BaseModel):
+class VideoDatasetConfig(CaptionOptions):
     """The clip, its depth, its camera and the target motion."""
 
     path: Path = Field(description="A video file (.mp4, ...) or a folder of images.")
@@ -44,7 +45,6 @@ class VideoDatasetConfig(BaseModel):
     pivot_depth: float | None = Field(
         None, gt=0, description="Orbit pivot depth (default: centre pixel of frame 0, max 5)."
     )
-    caption: str = ""
     fps: float = Field(8.0, gt=0)
 
     @model_validator(mode="after")
@@ -59,6 +59,7 @@ class VideoDataset:
 
     def __init__(self, config: VideoDatasetConfig):
         self.config = config
+        self.captions = Captions(config)
 
     def __len__(self) -> int:
         return 1
@@ -100,9 +101,14 @@ class VideoDataset:
             motion=motion,
             pivot_depth=pivot,
             trajectory=cfg.trajectory,
-            caption=cfg.caption,
+            caption=self.captions.for_sample(cfg.path.stem, caption_file(cfg.path)),
             fps=cfg.fps,
         )
+
+
+def caption_file(clip: Path) -> Path:
+    """The clip's caption file: ``clip.txt`` beside ``clip.mp4``; ``caption.txt`` in a folder."""
+    return clip / CAPTION_FILE if clip.is_dir() else clip.with_suffix(".txt")
 
 
 @devis_core.hookimpl

@@ -12,6 +12,10 @@ order and names the result after the DEVIS sample id::
 
 ``--ids`` is a JSON object mapping DepthSplat scene names to DEVIS sample ids when they
 differ. See ``docs/models.md`` ("Depth: depthsplat") for the DepthSplat command line.
+
+The maps keep DepthSplat's size: DepthSplat ran on a centre crop of each frame (DL3DV's 540x960
+frames at 512x960, rows 14 to 525), and the ``depthsplat`` depth puts every map back on the rows
+and columns it came from when it reads them, with depth 0 (unknown) outside the crop.
 """
 
 from __future__ import annotations

@@ -2,18 +2,25 @@
 
 The published procedure, re-implemented: frames resized so the long side is a multiple of 64
 and at most ``max_res``; per-frame CLIP image embeddings (224x224, antialiased) as the UNet's
-context; SVD's VAE latents (mode, unscaled) of the noise-augmented video concatenated to the
-noisy latents; Euler sampling with SVD-xt's scheduler for a few steps; long videos in windows
-of ``window`` frames overlapping by ``overlap``, where each window's overlapping latents start
-from the previous window's result (re-noised to the first sigma) and are linearly blended with
-it afterwards. The decoded three-channel output is averaged to one channel and min-max
-normalised over the whole video: relative disparity, which
+context; SVD's VAE latents (the posterior's mode, unscaled) of the noise-augmented video
+concatenated to the noisy latents; Euler sampling with SVD-xt's scheduler for a few steps; long
+videos in windows of ``window`` frames overlapping by ``overlap``, where each window's overlapping
+latents start from the previous window's result (re-noised to the first sigma) and are linearly
+blended with it afterwards. The decoded three-channel output is averaged to one channel and
+min-max normalised over the whole video: relative disparity, which
 :func:`devis_core.geometry.disparity_to_depth` turns into depth exactly as TrajectoryCrafter does.
+
+Precision follows Tencent/DepthCrafter's ``depth_crafter_ppl.py``: the video and the noise
+drawn for it are in the pipeline's dtype; a float16 VAE whose config sets ``force_upcast``
+(SVD-xt's does) encodes in float32 and is cast back to float16 to decode, so decoding runs in
+the weights' dtype.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,7 @@ from devis_core.checkpoints import load_model_directory
 from devis_core.errors import MissingWeightsError
 from devis_core.geometry import disparity_to_depth
 from devis_core.types import ViewSynthesisSample
+from devis_plugins.depthcrafter.checkpoint import load_unet
 from devis_plugins.depthcrafter.config import DepthCrafterConfig
 from devis_plugins.depthcrafter.model import DepthCrafterUNet
 
@@ -115,7 +123,7 @@ def load_parts(
     if svd_path is None:
         raise MissingWeightsError(f"depth.svd_path is not set. {SVD_WHERE}")
     svd = Path(svd_path).expanduser()
-    unet = load_model_directory(DepthCrafterUNet, unet_path, where=UNET_WHERE, dtype=dtype)
+    unet, _ = load_unet(unet_path, where=UNET_WHERE, dtype=dtype)  # unused tensors: warned
     vae = load_model_directory(
         AutoencoderKLTemporalDecoder, svd / "vae", where=SVD_WHERE, dtype=dtype
     )
@@ -228,9 +236,9 @@ class DepthCrafterRunner:
         pixels = video.to(self.device, torch.float32)
         if (height, width) != size:
             pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
-        pixels = pixels * 2.0 - 1.0
-        embeddings = self._clip_embeddings(pixels).unsqueeze(0)  # (1, T, D)
-        noise = torch.randn(pixels.shape, generator=generator).to(self.device)
+        pixels = pixels.to(self.dtype) * 2.0 - 1.0
+        embeddings = self._clip_embeddings(pixels.float()).unsqueeze(0)  # (1, T, D)
+        noise = torch.randn(pixels.shape, generator=generator, dtype=self.dtype).to(self.device)
         latents_video = self._encode(pixels + self.noise_aug_strength * noise).unsqueeze(0)
         added = torch.tensor(
             [[7.0, 127.0, self.noise_aug_strength]], dtype=self.dtype, device=self.device
@@ -258,18 +266,24 @@ class DepthCrafterRunner:
         return torch.cat(chunks)
 
     def _encode(self, pixels: Tensor) -> Tensor:
+        """The posterior's mode (its mean) per frame, as published: no sampling, no scaling."""
+        vae = self.parts.vae
+        upcast = vae.dtype == torch.float16 and bool(vae.config.force_upcast)
         chunks = []
-        for start in range(0, pixels.shape[0], self.decode_chunk_size):
-            batch = pixels[start : start + self.decode_chunk_size].to(self.dtype)
-            chunks.append(self.parts.vae.encode(batch).latent_dist.mode())
+        with _vae_in(vae, torch.float32 if upcast else vae.dtype):
+            for start in range(0, pixels.shape[0], self.decode_chunk_size):
+                batch = pixels[start : start + self.decode_chunk_size].to(vae.dtype)
+                chunks.append(vae.encode(batch).latent_dist.mode())
         return torch.cat(chunks)
 
     def _decode(self, latents: Tensor) -> Tensor:
-        latents = latents / self.parts.vae.config.scaling_factor
+        """Frames in ``[-1, 1]``, decoded in the VAE weights' dtype (no upcast, as published)."""
+        vae = self.parts.vae
+        latents = latents / vae.config.scaling_factor
         chunks = []
         for start in range(0, latents.shape[0], self.decode_chunk_size):
-            batch = latents[start : start + self.decode_chunk_size].to(self.dtype)
-            chunks.append(self.parts.vae.decode(batch, num_frames=batch.shape[0]).sample)
+            batch = latents[start : start + self.decode_chunk_size].to(vae.dtype)
+            chunks.append(vae.decode(batch, num_frames=batch.shape[0]).sample)
         return torch.cat(chunks).float()
 
     def _denoise_windows(
@@ -282,9 +296,8 @@ class DepthCrafterRunner:
         scheduler = self.parts.scheduler
         scheduler.set_timesteps(self.steps, device=self.device)
         shape = (1, window, *video_latents.shape[2:])
-        initial = torch.randn(shape, generator=generator).to(self.device) * float(
-            scheduler.init_noise_sigma
-        )
+        initial = torch.randn(shape, generator=generator, dtype=self.dtype).to(self.device)
+        initial = initial.float() * float(scheduler.init_noise_sigma)
         result: Tensor | None = None
         for start, end in spans:
             scheduler.set_timesteps(self.steps, device=self.device)
@@ -334,6 +347,17 @@ class DepthCrafterRunner:
                 prediction.float(), timestep, latents, generator=generator
             ).prev_sample
         return latents
+
+
+@contextmanager
+def _vae_in(vae: AutoencoderKLTemporalDecoder, dtype: torch.dtype) -> Iterator[None]:
+    """The VAE's weights in ``dtype`` for the block, back in their own dtype after it."""
+    own = vae.dtype
+    vae.to(dtype)
+    try:
+        yield
+    finally:
+        vae.to(own)
 
 
 class DepthCrafter:

@@ -106,7 +106,9 @@ def test_real_sequence_sample(tmp_path):
             depth[0, 0] = 0.0
             (sequence / "depth" / "2x").mkdir(parents=True, exist_ok=True)
             np.save(sequence / "depth" / "2x" / f"0_{t:05d}.npy", depth)
-    dataset = IPhoneDataset(IPhoneConfig(root=tmp_path, frames=frames))
+    dataset = IPhoneDataset(
+        IPhoneConfig(root=tmp_path, sequences=["paper-windmill"], frames=frames)
+    )
     assert len(dataset) == 2
     sample = dataset[1]
     assert sample.sample_id == "iphone-paper-windmill-cam2-t00077"
@@ -137,9 +139,9 @@ def test_real_sequence_sample(tmp_path):
     assert sample.metadata["angle_deg"] == pytest.approx(np.mean(angles), abs=1e-4)
 
 
-def write_sequence(root: Path, times: int = 6, distortion: float = 0.0) -> Path:
+def write_sequence(root: Path, times: int = 6, distortion: float = 0.0, name: str = "tiny") -> Path:
     """A tiny sequence in DyCheck's format: camera 0 moving, camera 1 static, 1x = 16x12."""
-    sequence = root / "tiny"
+    sequence = root / name
     for folder in ("camera", "splits", "rgb/2x", "depth/2x"):
         (sequence / folder).mkdir(parents=True)
     splits = {"train": {"camera_ids": [], "time_ids": [], "frame_names": []}}
@@ -231,4 +233,32 @@ def test_errors_name_the_file_and_field(tmp_path):
     with pytest.raises(UsageError, match=r"val.json: camera_ids, time_ids and frame_names"):
         IPhoneDataset(IPhoneConfig(root=sequence, frames=3))
     with pytest.raises(UsageError, match="no DyCheck sequence"):
-        IPhoneDataset(IPhoneConfig(root=sequence / "camera"))
+        IPhoneDataset(IPhoneConfig(root=sequence / "camera", sequences=None))
+
+
+# DyCheck's sequences with static cameras (KAIR-BAIR/dycheck docs/BENCHMARK.md), and the five of
+# them in Shape of Motion's evaluation list (vye16/shape-of-motion scripts/evaluate_iphone.py).
+DYCHECK_MULTI_CAMERA = ("apple", "block", "paper-windmill", "space-out", "spin", "teddy", "wheel")
+SHAPE_OF_MOTION_FIVE = ("apple", "block", "paper-windmill", "spin", "teddy")
+
+
+def test_default_config_is_the_five_benchmark_sequences(tmp_path):
+    for name in DYCHECK_MULTI_CAMERA:
+        write_sequence(tmp_path, times=3, name=name)
+    dataset = IPhoneDataset(IPhoneConfig(root=tmp_path, frames=3))
+    assert [dataset[i].metadata["sequence"] for i in range(len(dataset))] == list(
+        SHAPE_OF_MOTION_FIVE
+    )
+    everything = IPhoneDataset(IPhoneConfig(root=tmp_path, frames=3, sequences=None))
+    assert [clip.sequence.name for clip in everything.clips] == sorted(DYCHECK_MULTI_CAMERA)
+    # A root that is itself a sequence is that sequence, unless sequences are named.
+    assert len(IPhoneDataset(IPhoneConfig(root=tmp_path / "wheel", frames=3))) == 1
+
+
+def test_missing_sequences_are_named(tmp_path):
+    for name in ("apple", "block", "spin"):
+        write_sequence(tmp_path, times=3, name=name)
+    with pytest.raises(UsageError, match=r"'paper-windmill', 'teddy' not found in .*null"):
+        IPhoneDataset(IPhoneConfig(root=tmp_path, frames=3))
+    with pytest.raises(UsageError, match=r"sequence\(s\) 'windmill' not found"):
+        IPhoneDataset(IPhoneConfig(root=tmp_path, frames=3, sequences=["apple", "windmill"]))
