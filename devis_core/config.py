@@ -153,6 +153,21 @@ class TrainingSection(BaseModel):
         return self
 
 
+class DepthAlignmentSection(BaseModel):
+    """How estimated depth is brought to the cameras' units before any reprojection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["auto", "scale", "scale-shift-disparity", "none"] = Field(
+        "auto",
+        description="Fit of each estimate to the sample's depth in camera units (its dataset "
+        "depth or points, or a generated video's render depth). scale: depth times one factor "
+        "per video; scale-shift-disparity: 1/depth = a/estimate + b per video; none: the "
+        "estimate as it is; auto: scale-shift-disparity for estimators of relative depth "
+        "(depthcrafter), none for the others. docs/reproducing.md, 'Depth units'.",
+    )
+
+
 class PipelineBase(BaseModel):
     """Sections every pipeline has, whatever plugins are installed."""
 
@@ -170,6 +185,10 @@ class PipelineBase(BaseModel):
     )
     training: TrainingSection = Field(
         default_factory=TrainingSection, description="Settings of `devis train`."
+    )
+    depth_alignment: DepthAlignmentSection = Field(
+        default_factory=DepthAlignmentSection,
+        description="Alignment of estimated depth to the cameras' units.",
     )
 
     @field_validator("device")

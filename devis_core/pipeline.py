@@ -3,21 +3,25 @@
 Engines (run, eval, train, suites) share this: it builds each component a config names the
 first time it is needed, moves components that hold tensors to the run's device (those that
 define ``to(device)``) and offers the two steps every engine repeats: synthesise the target
-view of a sample, and score it against ground truth.
+view of a sample, and score it against ground truth. Its depth estimator is the one place
+where relative depth is aligned to the cameras' units (:class:`AligningDepth`), so every
+engine reprojects with aligned depth.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from devis_core.config import PipelineBase
 from devis_core.devices import resolve_device
 from devis_core.errors import UsageError
+from devis_core.geometry import AlignmentMode, DepthFit, fit_depth, sparse_depth
 from devis_core.registry import Registry
 from devis_core.slots import get_slot
 from devis_core.types import (
@@ -30,6 +34,8 @@ from devis_core.types import (
     Metric,
     ViewSynthesisSample,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class _Observed:
@@ -45,6 +51,90 @@ class _Observed:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backbone, name)
+
+
+class AligningDepth:
+    """A depth estimator whose estimates are fitted to the cameras' units.
+
+    Each estimate is fitted (:func:`~devis_core.geometry.fit_depth`) to the depth in camera
+    units that the sample has for that video (:func:`reference_depth`). Without one, the
+    estimate is returned as it is, on the assumption that the cameras are in the estimate's
+    units (a user video whose orbit is set around the estimate's own pivot), and a warning
+    says so once per sample. ``fits`` keeps the latest fit of each sample id; every fit is
+    also logged at INFO level by this module's logger.
+    """
+
+    def __init__(self, estimator: DepthEstimator, mode: AlignmentMode):
+        self.estimator, self.mode = estimator, mode
+        self.fits: dict[str, DepthFit] = {}
+        self._warned: set[str] = set()
+
+    def estimate(
+        self, video: torch.Tensor, sample: ViewSynthesisSample | None = None
+    ) -> torch.Tensor:
+        depth = self.estimator.estimate(video, sample)
+        if sample is None or (reference := reference_depth(video, sample)) is None:
+            self._warn_unaligned(sample)
+            return depth
+        fit = fit_depth(depth, reference, self.mode, sample_id=sample.sample_id)
+        self.fits[sample.sample_id] = fit
+        logger.info(
+            "depth of %s aligned (%s): scale %.6g, shift %.6g, over %d pixels",
+            sample.sample_id,
+            fit.mode,
+            fit.scale,
+            fit.shift,
+            fit.pixels,
+        )
+        return fit.apply(depth)
+
+    def _warn_unaligned(self, sample: ViewSynthesisSample | None) -> None:
+        name = "a video without a sample" if sample is None else repr(sample.sample_id)
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        logger.warning(
+            "%s: no depth in the cameras' units for this video (dataset depth, points or render "
+            "depth); its relative depth estimate is used unaligned, assuming the cameras are in "
+            "the estimate's units",
+            name,
+        )
+
+    def to(self, device: torch.device | str) -> AligningDepth:
+        """Move the wrapped estimator and stay its wrapper (so ``place_on`` keeps aligning)."""
+        self.estimator = place_on(self.estimator, torch.device(device))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped estimator's own declarations (``generated_videos``, ...) show through."""
+        return getattr(self.estimator, name)
+
+
+def reference_depth(video: torch.Tensor, sample: ViewSynthesisSample) -> torch.Tensor | None:
+    """Depth in the cameras' units of ``video``, when ``video`` is the source of ``sample``.
+
+    In order: a generated video's render depth, the dataset's depth, the dataset's world points
+    projected into the source cameras; None when the sample has none of them.
+    """
+    if video is not sample.source and not (
+        video.shape == sample.source.shape and torch.equal(video, sample.source)
+    ):
+        return None
+    if sample.render_depth is not None:
+        return sample.render_depth
+    if sample.source_depth is not None:
+        return sample.source_depth
+    if sample.points is not None:
+        return sparse_depth(sample.points, sample.K, sample.source_w2c, sample.size)
+    return None
+
+
+def alignment_mode(configured: str, estimator: DepthEstimator) -> AlignmentMode | None:
+    """The fit the config asks for; ``auto`` fits estimators that declare relative depth."""
+    if configured == "auto":
+        relative = getattr(estimator, "relative_depth", False)
+        return "scale-shift-disparity" if relative else None
+    return None if configured == "none" else cast(AlignmentMode, configured)
 
 
 def make_generator(seed: int) -> torch.Generator:
@@ -91,7 +181,11 @@ class Pipeline:
 
     @cached_property
     def depth(self) -> DepthEstimator:
-        return self.build("depth")
+        """The configured estimator, aligned to the cameras' units when ``depth_alignment``
+        asks for it (by default: when the estimator declares ``relative_depth``)."""
+        estimator = self.build("depth")
+        mode = alignment_mode(self.config.depth_alignment.mode, estimator)
+        return estimator if mode is None else AligningDepth(estimator, mode)
 
     @cached_property
     def accumulator(self) -> Accumulator:

@@ -32,6 +32,9 @@ class ViewSynthesisSample:
     :func:`~devis_core.geometry.orbit_trajectory`: accumulators split that motion into
     increments. ``render_depth`` is set only on samples that describe a *generated* video (an
     accumulation step's ``V_{k-1}``): the depth of the reprojected points it was made from.
+    ``points`` are world points ``(N, 3)`` in the cameras' units that the source cameras see (a
+    sparse reconstruction such as COLMAP's), for datasets that have them and no dense depth:
+    relative depth estimates are aligned to them (``docs/reproducing.md``, "Depth units").
     """
 
     sample_id: str
@@ -40,6 +43,7 @@ class ViewSynthesisSample:
     source_w2c: Tensor
     target_w2c: Tensor
     source_depth: Tensor | None = None
+    points: Tensor | None = None
     motion: Motion | None = None
     target: Tensor | None = None
     target_depth: Tensor | None = None
@@ -110,6 +114,15 @@ class RewardInputs:
 
 @runtime_checkable
 class DepthEstimator(Protocol):
+    """Per-frame depth ``(T, H, W)`` of a video; ``sample`` describes the video when known.
+
+    An estimator whose depth is right only up to an unknown scale and shift (relative depth,
+    such as DepthCrafter's) says so with a class attribute ``relative_depth = True``; the
+    attribute is optional and read with a default of False (metric, or in the cameras' units).
+    The pipeline then fits each estimate to the sample's own depth before any reprojection
+    (``depth_alignment`` in the config; :mod:`devis_core.geometry.alignment`).
+    """
+
     def estimate(self, video: Tensor, sample: ViewSynthesisSample | None = None) -> Tensor: ...
 
 

@@ -1,4 +1,5 @@
-"""Geometry: cameras, forward warping, orbit trajectories and motion increments, depth.
+"""Geometry: cameras, forward warping, orbit trajectories and motion increments, depth and
+its alignment to the cameras' units.
 
 Conventions: OpenCV camera axes (x right, y down, z forward), world-to-camera 4x4 extrinsics,
 3x3 pixel intrinsics, pixel centres at integer coordinates, videos (T, 3, H, W) in [0, 1] and
@@ -6,6 +7,7 @@ depth (T, H, W) planar in scene units with 0 or non-finite meaning unknown. See 
 docstrings for the details and for how each piece relates to TrajectoryCrafter.
 """
 
+from devis_core.geometry.alignment import AlignmentMode, DepthFit, fit_depth, sparse_depth
 from devis_core.geometry.cameras import (
     camera_center,
     intrinsics_from_fov,
@@ -32,6 +34,8 @@ from devis_core.geometry.trajectory import (
 from devis_core.geometry.warp import forward_warp
 
 __all__ = [
+    "AlignmentMode",
+    "DepthFit",
     "Motion",
     "camera_center",
     "compose_motion",
@@ -39,6 +43,7 @@ __all__ = [
     "decompose_motion",
     "intrinsics_from_fov",
     "disparity_to_depth",
+    "fit_depth",
     "forward_warp",
     "invert_rigid",
     "lift",
@@ -50,6 +55,7 @@ __all__ = [
     "project",
     "relative_pose",
     "sample_increments",
+    "sparse_depth",
     "transform_points",
     "world_to_camera",
 ]

@@ -363,6 +363,8 @@ def _vae_in(vae: AutoencoderKLTemporalDecoder, dtype: torch.dtype) -> Iterator[N
 class DepthCrafter:
     """DepthCrafter video depth (SVD-based), as TrajectoryCrafter converts it."""
 
+    relative_depth = True  # disparity up to scale and shift: the pipeline aligns it
+
     def __init__(self, config: DepthCrafterConfig):
         if config.overlap >= config.window:
             raise ValueError("depth.overlap must be smaller than depth.window")
