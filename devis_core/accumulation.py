@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field, model_validator
 from devis_core.errors import UsageError
 from devis_core.geometry import (
     Motion,
+    camera_center,
+    centre_pivot_depth,
     decompose_motion,
     forward_warp,
     lift,
@@ -34,7 +36,8 @@ from devis_core.geometry import (
     relative_pose,
     transform_points,
 )
-from devis_core.geometry.interpolation import interpolate_pose
+from devis_core.geometry.depth import fill_from_nearest
+from devis_core.geometry.interpolation import arc_pose
 from devis_core.types import (
     AccumulationResult,
     Backbone,
@@ -88,14 +91,43 @@ class CameraPath:
 
     Samples with an orbit motion and a pivot (the synthetic world, user videos) move in
     TrajectoryCrafter's parameter space: the camera after part of the motion is the orbit pose
-    of that partial motion, on top of the source camera. Other samples (real datasets with
-    arbitrary target poses) move a fraction of the way along the shortest rigid path
-    (:func:`~devis_core.geometry.interpolation.interpolate_pose`), frame by frame.
+    of that partial motion, on top of the source camera. Other samples (real datasets: a source
+    and a target camera per frame) move a fraction of the way along an arc about the scene
+    pivot (:func:`~devis_core.geometry.interpolation.arc_pose`), frame by frame; fraction 1 is
+    the target camera exactly.
+
+    The pivot is in one place, :attr:`pivot_depth`: the sample's own when it has one, else the
+    median depth of the centre region of the source's frame 0
+    (:func:`~devis_core.geometry.centre_pivot_depth`), on each source camera's optical axis.
     """
 
-    def __init__(self, sample: ViewSynthesisSample):
+    def __init__(self, sample: ViewSynthesisSample, source_depth: torch.Tensor | None = None):
         self.sample = sample
+        self.source_depth = source_depth
         self.orbit = sample.motion is not None and sample.pivot_depth is not None
+
+    @cached_property
+    def pivot_depth(self) -> float:
+        """Depth of the point the camera turns about, in the source camera (scene units)."""
+        if self.sample.pivot_depth is not None:
+            return float(self.sample.pivot_depth)
+        depth = self.source_depth if self.source_depth is not None else self.sample.source_depth
+        if depth is None:
+            raise UsageError(
+                f"sample {self.sample.sample_id!r} has neither a pivot depth nor source depth "
+                "to place the pivot at"
+            )
+        try:
+            return centre_pivot_depth(depth)
+        except ValueError as error:
+            raise UsageError(f"sample {self.sample.sample_id!r}: {error}") from None
+
+    @cached_property
+    def pivot(self) -> torch.Tensor:
+        """World position ``(T, 3)`` of the pivot: on each source camera's optical axis."""
+        source = self.sample.source_w2c.to(torch.float64)
+        axis = source[..., 2, :3]  # the camera's z axis in world coordinates
+        return camera_center(source) + self.pivot_depth * axis
 
     @property
     def start(self) -> Position:
@@ -109,7 +141,7 @@ class CameraPath:
         """World-to-camera ``(T, 4, 4)`` of the cameras at ``position``."""
         sample = self.sample
         if not self.orbit:
-            return interpolate_pose(sample.source_w2c, sample.target_w2c, float(position))
+            return arc_pose(sample.source_w2c, sample.target_w2c, self.pivot, float(position))
         if not isinstance(position, Motion):
             raise UsageError("this sample moves by an orbit Motion, not by a fraction")
         orbit = orbit_trajectory(
@@ -126,6 +158,19 @@ class CameraPath:
         """The position ``fraction`` of the way from ``start`` to ``end``."""
         return start + (end + start * -1.0) * fraction
 
+    def increments(self, weights: Sequence[float]) -> list[Position]:
+        """The motion split into increments proportional to ``weights`` (positive).
+
+        :class:`Motion` increments for orbit samples (:func:`decompose_motion`), fractions of
+        the way for the others; either way they add up to the whole motion.
+        """
+        if self.orbit:
+            return list(decompose_motion(self.sample.motion, weights))
+        if any(not (w > 0 and math.isfinite(w)) for w in weights) or not weights:
+            raise ValueError(f"weights must be positive and finite, got {list(weights)}")
+        total = math.fsum(weights)
+        return [w / total for w in weights]
+
     def cumulative(
         self,
         increments: Sequence[Position] | None,
@@ -136,13 +181,8 @@ class CameraPath:
 
         Increments are :class:`Motion` for orbit samples and fractions for the others.
         """
-        weights = list(shares) if shares else [1.0] * steps
         if increments is None:
-            if self.orbit:
-                increments = decompose_motion(self.sample.motion, weights)
-            else:
-                total = math.fsum(weights)
-                increments = [w / total for w in weights]
+            increments = self.increments(list(shares) if shares else [1.0] * steps)
         kind = Motion if self.orbit else float
         if not increments or not all(isinstance(i, kind) for i in increments):
             raise UsageError(
@@ -243,10 +283,24 @@ class Step:
 
     @cached_property
     def previous_depth(self) -> torch.Tensor:
-        """Depth of ``V_{k-1}`` from the configured estimator (estimated once per step)."""
+        """Depth of ``V_{k-1}`` (estimated once per step).
+
+        From the configured estimator when it runs on any video; for an estimator that has
+        depth of dataset videos only (``generated_videos = False``, e.g. exported DepthSplat
+        maps), the depth ``V_{k-1}``'s render carried through the warp, holes filled from the
+        nearest pixel (what the ``carried`` estimator does).
+        """
         if self.index == 0:
             return self.source_depth
-        return self.depth.estimate(self.previous.source, self.previous)
+        if getattr(self.depth, "generated_videos", True):
+            return self.depth.estimate(self.previous.source, self.previous)
+        carried = self.previous.render_depth
+        if carried is None:
+            raise UsageError(
+                f"{self.previous.sample_id!r} has no depth: the depth estimator runs on dataset "
+                "videos only and the generated video carries no render depth"
+            )
+        return fill_from_nearest(carried)
 
 
 class StepwiseAccumulator(ABC):
@@ -271,12 +325,12 @@ class StepwiseAccumulator(ABC):
         backbone: Backbone,
         depth: DepthEstimator,
         *,
-        increments: Sequence[Motion] | None = None,
+        increments: Sequence[Motion] | Sequence[float] | None = None,
         generator: torch.Generator | None = None,
     ) -> AccumulationResult:
-        path = CameraPath(sample)
-        positions = path.cumulative(increments, self.config.steps, self.config.shares)
         source_depth = depth.estimate(sample.source, sample)
+        path = CameraPath(sample, source_depth)
+        positions = path.cumulative(increments, self.config.steps, self.config.shares)
         previous, previous_position, previous_poses = sample, path.start, sample.source_w2c
         videos: list[torch.Tensor] = []
         for index, position in enumerate(positions):

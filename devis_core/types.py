@@ -121,6 +121,10 @@ class DepthEstimator(Protocol):
     attribute is optional and read with a default of False (metric, or in the cameras' units).
     The pipeline then fits each estimate to the sample's own depth before any reprojection
     (``depth_alignment`` in the config; :mod:`devis_core.geometry.alignment`).
+
+    An estimator that has depth of dataset videos only (exported maps) says
+    so with ``generated_videos = False`` (default True): accumulation steps then use the depth
+    a generated video's render carried through the warp instead of asking it.
     """
 
     def estimate(self, video: Tensor, sample: ViewSynthesisSample | None = None) -> Tensor: ...
@@ -187,7 +191,7 @@ class Accumulator(Protocol):
         backbone: Backbone,
         depth: DepthEstimator,
         *,
-        increments: Sequence[Motion] | None = None,
+        increments: Sequence[Motion] | Sequence[float] | None = None,
         generator: torch.Generator | None = None,
     ) -> AccumulationResult: ...
 

@@ -12,33 +12,17 @@ It is exact where the render was and approximate in the holes; a real depth mode
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from pydantic import BaseModel
-from scipy import ndimage
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.geometry.depth import fill_from_nearest
 from devis_core.types import ViewSynthesisSample
 
 
 class CarriedDepthConfig(BaseModel):
     """The carried depth estimator has no settings."""
-
-
-def fill_from_nearest(depth: torch.Tensor) -> torch.Tensor:
-    """Per frame, replace unknown depth (<= 0 or non-finite) by the nearest known pixel's."""
-    known = (torch.isfinite(depth) & (depth > 0)).cpu().numpy()
-    values = depth.detach().cpu().numpy()
-    filled = np.empty_like(values)
-    for index in range(values.shape[0]):
-        if not known[index].any():
-            raise UsageError(f"frame {index} has no pixel with known depth to carry")
-        nearest = ndimage.distance_transform_edt(
-            ~known[index], return_distances=False, return_indices=True
-        )
-        filled[index] = values[index][tuple(nearest)]
-    return torch.from_numpy(filled).to(depth.device)
 
 
 class CarriedDepth:

@@ -4,8 +4,9 @@ RFA's render (the source at the accumulated motion), with its holes filled from 
 (the previous video moved by the increment) where that render is *near*: reprojection error
 grows with depth, so near content warps reliably and far content is left to the generator.
 
-The default threshold is the pivot depth, the distance of what the orbit turns around (the
-subject): content in front of the subject is kept, background behind it is not. Set
+The default threshold is the pivot depth, the distance of what the camera turns around (the
+subject; :attr:`~devis_core.accumulation.CameraPath.pivot_depth`, defined for every sample):
+content in front of the subject is kept, background behind it is not. Set
 ``max_depth`` (scene units) to choose another.
 """
 
@@ -43,7 +44,7 @@ class DepthThresholdAccumulation(StepwiseAccumulator):
     def conditions(self, step: Step, path: CameraPath) -> Conditions:
         base = source_reprojection(step, self.config.clean)
         fill = previous_reprojection(step, self.config.clean)
-        threshold = self.config.max_depth or step.sample.pivot_depth
+        threshold = self.config.max_depth or path.pivot_depth
         return step_conditions(step, fuse(base, fill, fill.depth < threshold))
 
 

@@ -26,9 +26,8 @@ from typing import Any
 
 import torch
 
-from devis_core.accumulation import reproject
-from devis_core.errors import UsageError
-from devis_core.geometry import sample_increments
+from devis_core.accumulation import CameraPath, reproject
+from devis_core.geometry import random_shares
 from devis_core.pipeline import make_generator
 from devis_core.rewards import CompositeReward, RewardResult
 from devis_core.types import (
@@ -153,12 +152,8 @@ def sample_group(
     seed_parts: tuple[object, ...],
 ) -> Group:
     """Draw ``size`` videos of ``sample`` (no gradients); seeds derive from ``seed_parts``."""
-    if mode == "devis" and sample.motion is None:
-        raise UsageError(
-            f"sample {sample.sample_id!r} has no orbit motion to split into increments; "
-            "DEVIS sampling needs a dataset with motions (e.g. synthetic) or sampling: vanilla"
-        )
     group = Group(index, sample, one_step_conditions(sample, depth))
+    path = CameraPath(sample)
     for member in range(size):
         noise_seed = derived_seed(*seed_parts, "noise", index, 0 if same_noise else member)
         noise = make_generator(noise_seed)
@@ -168,7 +163,7 @@ def sample_group(
                 video = recorder.generate(group.conditions, noise)
             else:
                 schedule = make_generator(derived_seed(*seed_parts, "increments", index, member))
-                increments = sample_increments(sample.motion, *k_range, schedule)
+                increments = path.increments(random_shares(*k_range, schedule))
                 video = accumulator.run(
                     sample, recorder, depth, increments=increments, generator=noise
                 ).video

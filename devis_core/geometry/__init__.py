@@ -23,12 +23,14 @@ from devis_core.geometry.cameras import (
 from devis_core.geometry.depth import disparity_to_depth
 from devis_core.geometry.trajectory import (
     Motion,
+    centre_pivot_depth,
     compose_motion,
     cumulative_motions,
     decompose_motion,
     orbit_pose,
     orbit_trajectory,
     pivot_depth_from,
+    random_shares,
     sample_increments,
 )
 from devis_core.geometry.warp import forward_warp
@@ -38,6 +40,7 @@ __all__ = [
     "DepthFit",
     "Motion",
     "camera_center",
+    "centre_pivot_depth",
     "compose_motion",
     "cumulative_motions",
     "decompose_motion",
@@ -53,6 +56,7 @@ __all__ = [
     "pivot_depth_from",
     "pixel_grid",
     "project",
+    "random_shares",
     "relative_pose",
     "sample_increments",
     "sparse_depth",

@@ -1,8 +1,12 @@
-"""Turning a video depth estimator's relative disparity into the depth the warper expects."""
+"""Depth the warper can use: from a video model's relative disparity, or carried by a render."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy import ndimage
+
+from devis_core.errors import UsageError
 
 
 def disparity_to_depth(
@@ -24,3 +28,22 @@ def disparity_to_depth(
     normalised = (disparity - low) / span if span > 0 else torch.zeros_like(disparity)
     scaled = (normalised * 3900.0).clamp_min(1e-5)
     return (10000.0 / scaled).clamp(near, far)
+
+
+def fill_from_nearest(depth: torch.Tensor) -> torch.Tensor:
+    """Per frame, replace unknown depth (<= 0 or non-finite) by the nearest known pixel's.
+
+    How depth carried by a render (known where points landed) covers the holes a generator
+    painted: the nearest surface is the simplest depth consistent with invented colours.
+    """
+    known = (torch.isfinite(depth) & (depth > 0)).cpu().numpy()
+    values = depth.detach().cpu().numpy()
+    filled = np.empty_like(values)
+    for index in range(values.shape[0]):
+        if not known[index].any():
+            raise UsageError(f"frame {index} has no pixel with known depth to carry")
+        nearest = ndimage.distance_transform_edt(
+            ~known[index], return_distances=False, return_indices=True
+        )
+        filled[index] = values[index][tuple(nearest)]
+    return torch.from_numpy(filled).to(depth.device)

@@ -1,9 +1,8 @@
-"""Moving a camera part of the way between two poses, along the shortest rigid path.
+"""Moving a camera part of the way between two poses, along an arc about the scene's pivot.
 
-Used where a target camera is not an orbit (real datasets give arbitrary target poses): the
-camera centre moves on a straight line and the orientation turns about one fixed axis
-(the geodesic on SO(3)), both at the same fraction, so fraction 0 is the first pose and 1 the
-second exactly.
+Used where a target camera is not an orbit of TrajectoryCrafter's parameters (real datasets
+give a source and a target camera): the accumulation of DEVIS splits the relative pose into
+fractions, and the camera after a fraction turns about the pivot (:func:`arc_pose`).
 """
 
 from __future__ import annotations
@@ -59,12 +58,37 @@ def rotation_exp(vector: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_exp(skew)
 
 
-def interpolate_pose(w2c_from: torch.Tensor, w2c_to: torch.Tensor, fraction: float) -> torch.Tensor:
-    """World-to-camera ``(..., 4, 4)`` a ``fraction`` of the way from one pose to the other."""
+def arc_pose(
+    w2c_from: torch.Tensor, w2c_to: torch.Tensor, pivot: torch.Tensor, fraction: float
+) -> torch.Tensor:
+    """World-to-camera ``(..., 4, 4)`` a ``fraction`` of the way along an arc about ``pivot``.
+
+    The camera turns rigidly about the pivot (world points ``(..., 3)``): its orientation by
+    the fraction of the relative rotation (the geodesic on SO(3)), its offset from the pivot by
+    the same rotation, and its distance to the pivot is interpolated linearly. What an orbit
+    does not explain (a pan, a target that does not look at the pivot) is added linearly, so
+    fraction 0 is the first pose and 1 the second exactly. A pure orbit stays on its sphere,
+    where the chord between the camera centres would cut inside it.
+    """
+    if fraction == 0.0:
+        return w2c_from.clone()
+    if fraction == 1.0:
+        return w2c_to.clone()
     rot_from = w2c_from[..., :3, :3].to(torch.float64)
     rot_to = w2c_to[..., :3, :3].to(torch.float64)
-    turn = rotation_exp(fraction * rotation_log(rot_to @ rot_from.transpose(-1, -2)))
-    rotation = turn @ rot_from
-    center_from = camera_center(w2c_from).to(torch.float64)
-    center = center_from + fraction * (camera_center(w2c_to).to(torch.float64) - center_from)
+    full_turn = rot_to.transpose(-1, -2) @ rot_from  # takes the from-camera's axes to the to's
+    turn = rotation_exp(fraction * rotation_log(full_turn))
+    pivot = pivot.to(torch.float64)
+    offset_from = camera_center(w2c_from).to(torch.float64) - pivot
+    offset_to = camera_center(w2c_to).to(torch.float64) - pivot
+    radius_from = offset_from.norm(dim=-1, keepdim=True)
+    radius_to = offset_to.norm(dim=-1, keepdim=True)
+    if bool((radius_from <= 0).any()):
+        raise ValueError("the first camera sits on the pivot: there is no arc to follow")
+    unit_from = offset_from / radius_from
+    unexplained = offset_to - radius_to * (full_turn @ unit_from.unsqueeze(-1)).squeeze(-1)
+    radius = (1.0 - fraction) * radius_from + fraction * radius_to
+    swung = radius * (turn @ unit_from.unsqueeze(-1)).squeeze(-1)
+    center = pivot + swung + fraction * unexplained
+    rotation = rot_from @ turn.transpose(-1, -2)
     return world_to_camera(rotation, center).to(w2c_from.dtype)

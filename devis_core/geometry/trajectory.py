@@ -170,6 +170,25 @@ def pivot_depth_from(depth: torch.Tensor, cap: float = 5.0) -> float:
     return min(value, cap)
 
 
+def centre_pivot_depth(depth: torch.Tensor, region: float = 0.1) -> float:
+    """Pivot depth of a real video: the median valid depth of frame 0's centre region.
+
+    The region is the central ``region`` of the height and of the width (at least one pixel),
+    around TrajectoryCrafter's centre pixel; the median ignores a hole or a flying pixel
+    there. Without a valid pixel in the region, the median of the whole frame is used; a frame
+    without any valid depth is an error. No cap: real cameras are in metric or COLMAP units.
+    """
+    height, width = depth.shape[-2:]
+    frame = depth.reshape(-1, height, width)[0].to(torch.float64)
+    rows, cols = max(1, round(height * region)), max(1, round(width * region))
+    top, left = (height - rows) // 2, (width - cols) // 2
+    for values in (frame[top : top + rows, left : left + cols], frame):
+        valid = values[torch.isfinite(values) & (values > 0)]
+        if valid.numel():
+            return float(valid.median())
+    raise ValueError("frame 0 has no valid depth to place the pivot at")
+
+
 def compose_motion(increments: Sequence[Motion]) -> Motion:
     """The motion reached after all ``increments``: their parameter-wise sum, in order."""
     total = Motion.zero()
@@ -208,20 +227,24 @@ def decompose_motion(delta: Motion, weights: Sequence[float]) -> list[Motion]:
     return [*increments, last]
 
 
-def sample_increments(
-    delta: Motion, k_min: int, k_max: int, generator: torch.Generator
-) -> list[Motion]:
-    """Random accumulation schedule: K ~ U{k_min..k_max} unequal steps composing to ``delta``.
+def random_shares(k_min: int, k_max: int, generator: torch.Generator) -> list[float]:
+    """A random accumulation schedule: K ~ U{k_min..k_max} positive, unequal weights.
 
     The paper randomises, per sample, the number of accumulative steps and the distance moved
-    in each step ("not necessarily equal"). Shares are Dirichlet(1, ..., 1): normalised
-    exponential draws, all strictly positive, almost surely unequal. Composition is exact, see
-    :func:`decompose_motion`. All randomness comes from ``generator`` (a CPU generator).
+    in each step ("not necessarily equal"). The weights are exponential draws, so normalised
+    they are Dirichlet(1, ..., 1) shares, all strictly positive and almost surely unequal. All
+    randomness comes from ``generator`` (a CPU generator).
     """
     if not 1 <= k_min <= k_max:
         raise ValueError(f"need 1 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
     k = int(torch.randint(k_min, k_max + 1, (1,), generator=generator))
     uniform = torch.rand(k, generator=generator, dtype=torch.float64)
     # -log(u) > 0 for u < 1; the clamp keeps u = 0 (probability 2^-53) finite.
-    draws = -torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny))
-    return decompose_motion(delta, draws.tolist())
+    return (-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny))).tolist()
+
+
+def sample_increments(
+    delta: Motion, k_min: int, k_max: int, generator: torch.Generator
+) -> list[Motion]:
+    """:func:`random_shares` of ``delta``: K unequal increments composing to it exactly."""
+    return decompose_motion(delta, random_shares(k_min, k_max, generator))
