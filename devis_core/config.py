@@ -32,11 +32,16 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
-    model_validator,
 )
 
 from devis_core.errors import ConfigError, UsageError, unknown_component_message
 from devis_core.registry import Registry
+from devis_core.sections import (
+    DepthAlignmentSection,
+    EvaluationSection,
+    RunSection,
+    TrainingSection,
+)
 from devis_core.slots import SLOTS, Slot
 
 EXTENDS_KEY = "extends"
@@ -44,128 +49,6 @@ PROVENANCE_KEY = "provenance"
 """Written by DEVIS next to each run (which plugin versions ran); ignored when read back."""
 
 REWARD_ENTRY_FIELDS = ("weight", "range")
-
-
-class EvaluationSection(BaseModel):
-    """How ``devis eval`` runs: which variants side by side, on how many samples."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    methods: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Method name -> KEY=VALUE overrides of this config; one table row each. "
-        "Empty: the config as it is.",
-    )
-    max_samples: int | None = Field(
-        None, ge=1, description="Evaluate the first N dataset samples only (default: all)."
-    )
-
-
-class RunSection(BaseModel):
-    """What ``devis run`` synthesises."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sample: int = Field(0, ge=0, description="Index of the dataset sample to synthesise.")
-
-
-class WarmStartSection(BaseModel):
-    """The supervised LoRA fine-tune for small views that precedes RL (the paper's warm start)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(0, ge=0, description="Optimizer steps of the warm start; 0: none.")
-    batch_size: int = Field(2, ge=1, description="Pairs per optimizer step.")
-    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm start.")
-    dataset: dict[str, Any] | None = Field(
-        None,
-        description="A dataset entry {kind: ..., ...} of small-motion pairs with ground-truth "
-        "targets (e.g. synthetic with azimuth_range [5, 15]); the source reprojected to the "
-        "target is the input, the target the output. Null: the main dataset.",
-    )
-
-
-class TrainingSection(BaseModel):
-    """How ``devis train`` runs: sampling rounds, the optimizer and its schedule (TRL names)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(50, ge=1, description="Sampling rounds (the paper: 50).")
-    groups_per_round: int = Field(
-        32, ge=1, description="Groups (source video + target motion) per round (the paper: 32)."
-    )
-    sampling: Literal["devis", "vanilla"] = Field(
-        "devis",
-        description="devis: each sample runs the accumulator with its own K in [k_min, k_max] "
-        "and unequal increments (Eq. 14); vanilla: one step (K = 1), only the noise differs.",
-    )
-    k_min: int = Field(1, ge=1, description="Smallest step count K of a DEVIS sample.")
-    k_max: int = Field(3, ge=1, description="Largest step count K of a DEVIS sample.")
-    same_noise: bool = Field(
-        False, description="Every sample of a group starts from the same initial noise."
-    )
-    trained_chain: Literal["one-step", "accumulated"] = Field(
-        "one-step",
-        description="Which conditions GRPO scores the sampled final chain under: one-step (the "
-        "source rendered at the full target motion, what inference sees; the paper's reading) "
-        "or accumulated (the last accumulation step's own render and reference: teaches the "
-        "model to refine accumulated renders). docs/training.md says why.",
-    )
-    train_intermediate: bool = Field(
-        False,
-        description="With trained_chain: accumulated, also train on the denoising chains of "
-        "earlier accumulation steps, with the sample's advantage (default: the last step's "
-        "chain only).",
-    )
-    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate of the LoRA.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    adam_beta1: float = Field(0.9, ge=0, lt=1)
-    adam_beta2: float = Field(0.999, ge=0, lt=1)
-    adam_epsilon: float = Field(1e-8, gt=0)
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping (global L2 norm).")
-    per_device_train_batch_size: int = Field(
-        4,
-        ge=1,
-        description="Samples per micro-batch and process (groups, for algorithms that train "
-        "on whole groups: dpo, sft with mode best).",
-    )
-    gradient_accumulation_steps: int = Field(
-        1, ge=1, description="Micro-batches per optimizer step."
-    )
-    lr_scheduler_type: Literal["constant", "cosine"] = Field(
-        "constant", description="Learning-rate schedule over all optimizer steps of the run."
-    )
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up of the learning rate.")
-    tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
-    warm_start: WarmStartSection = Field(
-        default_factory=WarmStartSection, description="Supervised warm start before RL."
-    )
-
-    @model_validator(mode="after")
-    def _k_range(self) -> TrainingSection:
-        if self.k_min > self.k_max:
-            raise ValueError("k_min must not exceed k_max")
-        if self.train_intermediate and self.trained_chain == "one-step":
-            raise ValueError(
-                "train_intermediate needs trained_chain: accumulated (the chains of earlier "
-                "steps generate intermediate poses, not the one-step target)"
-            )
-        return self
-
-
-class DepthAlignmentSection(BaseModel):
-    """How estimated depth is brought to the cameras' units before any reprojection."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["auto", "scale", "scale-shift-disparity", "none"] = Field(
-        "auto",
-        description="Fit of each estimate to the sample's depth in camera units (its dataset "
-        "depth or points, or a generated video's render depth). scale: depth times one factor "
-        "per video; scale-shift-disparity: 1/depth = a/estimate + b per video; none: the "
-        "estimate as it is; auto: scale-shift-disparity for estimators of relative depth "
-        "(depthcrafter), none for the others. docs/reproducing.md, 'Depth units'.",
-    )
 
 
 class PipelineBase(BaseModel):
