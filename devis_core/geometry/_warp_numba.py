@@ -33,7 +33,7 @@ from numba import njit, types
 from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
 
-from devis_core.geometry.warp import (
+from devis_core.geometry.splat_model import (
     CLEAN_KERNEL,
     HARD_ZBUFFER_RTOL,
     MAX_SPLAT_DEPTH,

@@ -61,18 +61,12 @@ import torch
 import torch.nn.functional as F
 
 from devis_core.geometry.cameras import relative_pose
-
-SOFT_ZBUFFER_SHARPNESS = 50.0
-"""TrajectoryCrafter's exponent: weight ``exp(-50 * log(1 + z) / max log(1 + z))``."""
-
-MAX_SPLAT_DEPTH = 1000.0
-"""Target depths are clamped to [0, this] before the soft z-buffer weight (TrajectoryCrafter)."""
-
-HARD_ZBUFFER_RTOL = 1e-2
-"""``zbuffer="hard"``: splats count where their depth is within this fraction of the nearest."""
-
-CLEAN_KERNEL = 5
-"""``clean=True`` dilates the holes once with a square kernel of this size (TrajectoryCrafter)."""
+from devis_core.geometry.splat_model import (
+    CLEAN_KERNEL,
+    HARD_ZBUFFER_RTOL,
+    MAX_SPLAT_DEPTH,
+    SOFT_ZBUFFER_SHARPNESS,
+)
 
 # Points per block: PyTorch parallelises CPU element-wise kernels above 32768 elements only.
 _CPU_BLOCK_POINTS = 1 << 15
