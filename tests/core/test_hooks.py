@@ -1,20 +1,27 @@
-"""One test per hook: a component registered through it is listed, built and usable.
+"""One test per hook, on the components the built-in plugins register through it.
 
 Each test is named ``test_hook_<hook name>``; ``test_every_hook_has_its_own_test`` checks that
-no hook is left without one.
+no hook is left without one. Every built-in component a hook registers must satisfy its slot's
+protocol, and the weight-free ones are checked against what the hook's contract promises,
+from first principles (a completion keeps what the render shows, K = 1 is the one-step render,
+hand-computed PSNR and advantages). The plugin machinery itself (loading, clashes, broken
+plugins) is tested with fixture plugins in ``test_plugins.py``.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from devis_core import hookspecs
-from devis_core.plugins import load_registry
+from devis_core.geometry import forward_warp, orbit_trajectory
+from devis_core.slots import get_slot
 from devis_core.types import (
     Accumulator,
     Algorithm,
@@ -27,97 +34,178 @@ from devis_core.types import (
     RewardTerm,
     Suite,
     SuiteContext,
-    ViewSynthesisSample,
 )
-from tests.plugins import toy_components
 
 HOOK_NAMES = sorted(
     name
     for name, obj in vars(hookspecs).items()
     if name.startswith("devis_register_") and callable(obj)
 )
+SCENE = {"kind": "synthetic", "num_samples": 2, "frames": 3, "height": 24, "width": 32}
 
 
-@pytest.fixture
-def toys():
-    return load_registry(plugins=[("toys", toy_components)], use_entry_points=False)
+def _built_in(registry, slot: str) -> list[str]:
+    """The names the ``devis`` distribution registers in ``slot``."""
+    components = registry.components[slot]
+    return [name for name, c in components.items() if c.provenance.distribution == "devis"]
 
 
-def _sample() -> ViewSynthesisSample:
-    video = torch.rand(3, 3, 8, 10, generator=torch.Generator().manual_seed(0))
-    eye = torch.eye(4).expand(3, 4, 4)
-    return ViewSynthesisSample("s0", video, torch.eye(3), eye, eye)
+@pytest.fixture(scope="module")
+def sample():
+    from devis_core.plugins import load_registry
+
+    return load_registry(environ={}).build("dataset", SCENE)[0]
 
 
-def test_hook_devis_register_backbones(toys):
-    backbone = toys.build("backbone", {"kind": "toy-identity"})
-    assert isinstance(backbone, Backbone)
-    render = torch.rand(2, 3, 4, 5)
-    cond = Conditions(render, torch.ones(2, 4, 5, dtype=torch.bool), render)
-    assert torch.equal(backbone.generate(cond), render)
+def _one_step(sample):
+    """The source splatted to the target cameras with its exact depth."""
+    return forward_warp(
+        sample.source, sample.source_depth, sample.K, sample.source_w2c, sample.K,
+        sample.target_w2c,
+    )  # fmt: skip
 
 
-def test_hook_devis_register_depth_estimators(toys):
-    depth = toys.build("depth", {"kind": "toy-constant", "scale": 3.5})
-    assert isinstance(depth, DepthEstimator)
-    estimate = depth.estimate(torch.rand(2, 3, 4, 5))
-    assert estimate.shape == (2, 4, 5) and torch.all(estimate == 3.5)
+def test_hook_devis_register_backbones(registry, sample):
+    assert {"inpaint", "passthrough", "trajectorycrafter"} <= set(_built_in(registry, "backbone"))
+    render, mask = _one_step(sample)
+    cond = Conditions(render, mask, sample.source)
+    for name in ("inpaint", "passthrough"):  # the weight-free completions
+        backbone = registry.build("backbone", {"kind": name})
+        assert isinstance(backbone, Backbone)
+        video = backbone.generate(cond)
+        assert video.shape == render.shape and 0 <= float(video.min()) <= float(video.max()) <= 1
+        keep = mask.unsqueeze(1).expand_as(render)
+        assert torch.equal(video[keep], render[keep]), f"{name} changed what the render shows"
 
 
-def test_hook_devis_register_accumulators(toys):
-    accumulator = toys.build("accumulator", {"kind": "toy-source"})
-    assert isinstance(accumulator, Accumulator)
-    sample = _sample()
-    backbone = toys.build("backbone", {"kind": "toy-identity"})
-    depth = toys.build("depth", {"kind": "toy-constant"})
-    result = accumulator.run(sample, backbone, depth)
-    assert result.generator_calls == 1 and torch.equal(result.video, sample.source)
+def test_hook_devis_register_depth_estimators(registry, sample, tmp_path):
+    assert {"carried", "depthcrafter", "depthsplat", "files", "ground-truth"} <= set(
+        _built_in(registry, "depth")
+    )
+    np.save(tmp_path / "depth.npy", sample.source_depth.numpy())
+    estimators = {
+        "carried": {"kind": "carried"},
+        "ground-truth": {"kind": "ground-truth"},
+        "files": {"kind": "files", "path": str(tmp_path / "depth.npy")},
+    }
+    for name, entry in estimators.items():
+        depth = registry.build("depth", entry)
+        assert isinstance(depth, DepthEstimator)
+        torch.testing.assert_close(
+            depth.estimate(sample.source, sample), sample.source_depth, msg=name
+        )
 
 
-def test_hook_devis_register_reward_terms(toys):
-    term = toys.build("reward", {"kind": "toy-mean", "scale": 2.0})
-    assert isinstance(term, RewardTerm)
-    generated = torch.full((2, 1, 3, 2, 2), 0.25)
-    generated[1] = 0.5
-    mask = torch.ones(2, 1, 2, 2, dtype=torch.bool)
-    scores = term.score(RewardInputs(generated, generated, generated, mask))
-    assert torch.allclose(scores, torch.tensor([0.5, 1.0]))
+def test_hook_devis_register_accumulators(registry, sample):
+    names = _built_in(registry, "accumulator")
+    assert {"direct", "rfa", "rva", "ora-dt", "ora-cc", "bta"} <= set(names)
+    render, mask = _one_step(sample)
+    backbone = registry.build("backbone", {"kind": "passthrough"})
+    depth = registry.build("depth", {"kind": "carried"})
+    for name in names:
+        entry = {"kind": name} if name == "direct" else {"kind": name, "steps": 1}
+        accumulator = registry.build("accumulator", entry)
+        assert isinstance(accumulator, Accumulator)
+        result = accumulator.run(sample, backbone, depth)
+        # one step of any strategy is the one-step generation (BTA adds its prefix first)
+        frames = sample.num_frames
+        assert result.generator_calls == 1 and result.video.shape == sample.source.shape
+        torch.testing.assert_close(result.conditions.render[-frames:], render, msg=name)
+        assert torch.equal(result.conditions.mask[-frames:], mask), name
 
 
-def test_hook_devis_register_algorithms(toys):
-    algorithm = toys.build("algorithm", {"kind": "toy-squared", "scale": 0.5})
-    assert isinstance(algorithm, Algorithm)
-    weight = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-
-    class Params:
-        def trainable_parameters(self):
-            yield weight
-
-    loss, stats = algorithm.loss(None, Params())
-    loss.backward()
-    assert float(loss.detach()) == pytest.approx(2.5) and stats == {"params": 5.0}
-    assert torch.allclose(weight.grad, torch.tensor([1.0, 2.0]))
-
-
-def test_hook_devis_register_datasets(toys):
-    dataset = toys.build("dataset", {"kind": "toy-list", "scale": 3})
-    assert isinstance(dataset, Dataset)
-    assert len(dataset) == 3 and dataset[2] == "item-2"
-
-
-def test_hook_devis_register_metrics(toys):
-    metric = toys.build("metric", {"kind": "toy-max-error"})
-    assert isinstance(metric, Metric) and metric.higher_is_better is False
-    prediction, target = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
-    target[0, 1, 1, 0] = 0.25
-    assert float(metric.compute(prediction, target)) == pytest.approx(0.5)
+def test_hook_devis_register_reward_terms(registry, sample):
+    assert {"psnr-visible", "ssim-visible", "lpips-source", "image-quality"} <= set(
+        _built_in(registry, "reward")
+    )
+    render, mask = _one_step(sample)
+    render = render.clamp(0.1, 0.9)
+    off = (render + 0.1 * mask.unsqueeze(1)).unsqueeze(0)  # 0.1 brighter where visible
+    batch = RewardInputs(
+        torch.cat([render.unsqueeze(0), off]),
+        sample.source.unsqueeze(0).repeat(2, 1, 1, 1, 1),
+        render.unsqueeze(0).repeat(2, 1, 1, 1, 1),
+        mask.unsqueeze(0).repeat(2, 1, 1, 1),
+    )
+    psnr = registry.build("reward", {"kind": "psnr-visible"})
+    assert isinstance(psnr, RewardTerm) and psnr.higher_is_better
+    scores = psnr.score(batch)
+    assert float(scores[1]) == pytest.approx(20.0, abs=1e-3)  # 10 log10(1 / 0.1^2)
+    assert float(scores[0]) > 20.0
+    ssim = registry.build("reward", {"kind": "ssim-visible"})
+    assert float(ssim.score(batch)[0]) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_hook_devis_register_suites(toys, tmp_path):
-    suite = toys.build("suite", {"kind": "toy-count", "scale": 7})
+def test_hook_devis_register_algorithms(registry):
+    assert {"grpo", "dpo", "sft"} <= set(_built_in(registry, "algorithm"))
+    rewards = torch.tensor([1.0, 2.0, 3.0, 5.0, 5.0, 5.0])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    grpo = registry.build("algorithm", {"kind": "grpo", "std_eps": 1e-12})
+    assert isinstance(grpo, Algorithm)
+    # (R - mean) / std per group; a group of equal rewards has nothing to learn
+    expected = torch.tensor([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(grpo.advantages(rewards, groups), expected)
+    dpo = registry.build("algorithm", {"kind": "dpo"})
+    torch.testing.assert_close(dpo.advantages(rewards, groups), expected)  # best +1, worst -1
+    sft = registry.build("algorithm", {"kind": "sft", "mode": "best"})
+    assert sft.advantages(rewards, groups).tolist() == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_hook_devis_register_datasets(registry):
+    assert {"synthetic", "kubric4d", "iphone", "dl3dv", "video"} <= set(
+        _built_in(registry, "dataset")
+    )
+    dataset = registry.build("dataset", SCENE)
+    assert isinstance(dataset, Dataset) and len(dataset) == 2
+    sample = dataset[1]
+    assert sample.source.shape == (3, 3, 24, 32) and sample.source_depth.shape == (3, 24, 32)
+    assert sample.target.shape == sample.source.shape
+    # the target cameras are the orbit of the sample's motion about its pivot
+    orbit = orbit_trajectory(
+        sample.motion, n_frames=3, pivot_depth=sample.pivot_depth, mode=sample.trajectory
+    )
+    torch.testing.assert_close(sample.target_w2c, orbit @ sample.source_w2c, atol=1e-6, rtol=0)
+
+
+def test_hook_devis_register_metrics(registry):
+    names = _built_in(registry, "metric")
+    assert {"psnr", "ssim", "lpips", "psnr-nocc", "ssim-nocc", "temporal-flicker"} <= set(names)
+    target = torch.full((2, 3, 8, 8), 0.5)
+    prediction = target + 0.1
+    psnr = registry.build("metric", {"kind": "psnr"})
+    assert isinstance(psnr, Metric) and psnr.higher_is_better
+    assert float(psnr.compute(prediction, target).mean()) == pytest.approx(20.0, abs=1e-4)
+    mask = torch.zeros(2, 8, 8, dtype=torch.bool)
+    mask[:, :4] = True
+    prediction[:, :, 4:] = 0.0  # wrong only outside the mask
+    nocc = registry.build("metric", {"kind": "psnr-nocc"}).compute(prediction, target, mask)
+    assert float(nocc.mean()) == pytest.approx(20.0, abs=1e-4)
+    flicker = registry.build("metric", {"kind": "temporal-flicker"})
+    assert float(flicker.compute(target, target).mean()) == pytest.approx(1.0)
+
+
+def test_hook_devis_register_suites(registry, tmp_path):
+    names = _built_in(registry, "suite")
+    assert {"main", "accumulation", "grpo-vs-vanilla", "paradigms", "variants"} <= set(names)
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        "dataset: {kind: synthetic, num_samples: 1, frames: 3, height: 24, width: 32}\n"
+        "depth: {kind: ground-truth}\nbackbone: {kind: passthrough}\n"
+        "accumulator: {kind: direct}\nmetrics: [psnr]\n"
+    )
+    suite = registry.build(
+        "suite",
+        {"kind": "variants", "pipeline": str(pipeline), "samples": 1,
+         "variants": {"one step": [], "K=2": ["accumulator={kind: rfa, steps: 2}"]}},
+    )  # fmt: skip
     assert isinstance(suite, Suite)
-    result = suite.run(SuiteContext(toys, tmp_path, torch.device("cpu")))
-    assert result.rows == [{"variant": "x", "value": 7.0}]
+    result = suite.run(
+        SuiteContext(registry, tmp_path / "out", torch.device("cpu"), progress=False)
+    )
+    rows = {row["variant"]: row for row in result.rows}
+    assert set(rows) == {"one step", "K=2"}
+    assert rows["one step"]["generator calls"] == 1 and rows["K=2"]["generator calls"] == 2
+    assert all(math.isfinite(row["psnr"]) for row in rows.values())
 
 
 def test_every_hook_has_its_own_test():
@@ -127,6 +215,18 @@ def test_every_hook_has_its_own_test():
         defined |= set(re.findall(r"^def (test_hook_\w+)\(", path.read_text(), re.MULTILINE))
     missing = [hook for hook in HOOK_NAMES if f"test_hook_{hook}" not in defined]
     assert HOOK_NAMES and not missing, f"hooks without a test_hook_<name> test: {missing}"
+
+
+def test_every_built_in_is_registered_through_its_slots_hook(registry):
+    for hook in HOOK_NAMES:
+        slot = next(s for s in _slots() if s.hook == hook)
+        assert _built_in(registry, slot.name), f"no built-in registers through {hook}"
+
+
+def _slots():
+    from devis_core.slots import SLOTS
+
+    return SLOTS
 
 
 def test_every_hook_is_documented():
@@ -142,6 +242,5 @@ def test_every_hook_is_documented():
 
 
 def test_every_slot_has_a_hook():
-    from devis_core.slots import SLOTS
-
-    assert sorted(slot.hook for slot in SLOTS) == HOOK_NAMES
+    assert sorted(slot.hook for slot in _slots()) == HOOK_NAMES
+    assert get_slot("backbone").hook == "devis_register_backbones"
