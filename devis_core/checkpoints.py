@@ -1,10 +1,16 @@
 """Loading diffusers-style model directories from local paths, with errors users can act on.
 
-A diffusers model directory is ``config.json`` plus ``diffusion_pytorch_model.safetensors``, or
-shards listed by ``diffusion_pytorch_model.safetensors.index.json``. Plugins that wrap
-published checkpoints (TrajectoryCrafter, DepthCrafter) load them here so that a missing file
-or a checkpoint of the wrong model says which file, which keys, and where the weights come
-from, instead of a stack trace from deep inside ``load_state_dict``.
+A diffusers model directory is ``config.json`` plus ``diffusion_pytorch_model.safetensors``,
+shards listed by ``diffusion_pytorch_model.safetensors.index.json``, or (older exports)
+``diffusion_pytorch_model.bin``. Plugins that wrap published checkpoints (TrajectoryCrafter,
+DepthCrafter) load them here so that a missing file or a checkpoint of the wrong model says
+which file, which keys, and where the weights come from, instead of a stack trace from deep
+inside ``load_state_dict``.
+
+The published code loads these directories with diffusers' ``from_pretrained``, which skips
+tensors the model does not define; :func:`load_model_directory` accepts the same checkpoints
+and reports the skipped tensors. A ``.bin`` is unpickled tensors-only
+(``torch.load(weights_only=True)``), so a downloaded checkpoint cannot run code.
 
 The model is built on the ``meta`` device and the tensors are assigned, so a 5B-parameter
 checkpoint is read once into memory, never initialised at random first.
@@ -13,9 +19,11 @@ checkpoint is read once into memory, never initialised at random first.
 from __future__ import annotations
 
 import json
+import pickle
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from safetensors.torch import load_file
@@ -24,13 +32,15 @@ from devis_core.errors import MissingWeightsError
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 WEIGHTS_INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
+PICKLED_WEIGHTS_NAME = "diffusion_pytorch_model.bin"
 CONFIG_NAME = "config.json"
 
 ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 
 def weight_files(directory: Path, *, where: str) -> list[Path]:
-    """The safetensors files of a diffusers model directory (one file, or every shard)."""
+    """The weights of a diffusers model directory: one safetensors file, or every shard, or
+    else the pickled ``.bin`` (safetensors win when both are there, as in diffusers)."""
     single = directory / WEIGHTS_NAME
     if single.is_file():
         return [single]
@@ -52,18 +62,29 @@ def weight_files(directory: Path, *, where: str) -> list[Path]:
     shards = sorted(directory.glob("diffusion_pytorch_model*.safetensors"))
     if shards:
         return shards
+    if (directory / PICKLED_WEIGHTS_NAME).is_file():
+        return [directory / PICKLED_WEIGHTS_NAME]
     found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     raise MissingWeightsError(
         f"no weights in {directory}: expected {WEIGHTS_NAME} (or shards with "
-        f"{WEIGHTS_INDEX_NAME}); found {found or 'nothing'}. Only safetensors are read. {where}"
+        f"{WEIGHTS_INDEX_NAME}) or {PICKLED_WEIGHTS_NAME}; found {found or 'nothing'}. {where}"
     )
 
 
-def read_state_dict(files: Iterable[Path]) -> dict[str, torch.Tensor]:
-    """Every tensor of the given safetensors files, on the CPU."""
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        state.update(load_file(str(file), device="cpu"))
+def read_tensors(file: Path, *, where: str) -> dict[str, torch.Tensor]:
+    """The tensors of one weights file, on the CPU: safetensors, or a pickle read tensors-only.
+
+    ``weights_only=True`` makes ``torch.load`` refuse anything but tensors and plain
+    containers, so a downloaded ``.bin`` cannot run code while it is read.
+    """
+    if file.suffix == ".safetensors":
+        return load_file(str(file), device="cpu")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise MissingWeightsError(f"cannot read {file} as weights: {error}. {where}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise MissingWeightsError(f"{file} is not a state dict of tensors. {where}")
     return state
 
 
@@ -110,12 +131,15 @@ def load_model_directory(
     *,
     where: str,
     dtype: torch.dtype = torch.float32,
-    config_overrides: Mapping[str, Any] | None = None,
-) -> ModelT:
-    """Build ``model_class`` from ``directory/config.json`` and load its safetensors weights.
+    name: str | None = None,
+) -> tuple[ModelT, list[str]]:
+    """``model_class`` built from ``directory/config.json`` with the directory's weights, in
+    ``dtype``, and the names of the checkpoint's tensors the model does not define.
 
-    ``model_class`` is a diffusers ``ModelMixin``/``ConfigMixin`` class. ``where`` tells the
-    user where the weights come from and is appended to every error.
+    ``model_class`` is a diffusers ``ModelMixin``/``ConfigMixin`` class. Every tensor the model
+    defines must be there with its shape (an error names the file and the keys); the others are
+    skipped and listed in a warning, which calls the model ``name`` (default: the class name).
+    ``where`` tells the user where the weights come from and ends every error.
     """
     directory = Path(directory).expanduser()
     if not directory.is_dir():
@@ -124,24 +148,33 @@ def load_model_directory(
     if not config_file.is_file():
         raise MissingWeightsError(f"{config_file} is missing (the model's config). {where}")
     files = weight_files(directory, where=where)
-    config = dict(model_class.load_config(str(directory)))  # type: ignore[attr-defined]
-    config.update(config_overrides or {})
+    source = str(files[0]) if len(files) == 1 else f"{directory} ({len(files)} shards)"
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(read_tensors(file, where=where))
+    config = model_class.load_config(str(directory))  # type: ignore[attr-defined]
     with torch.device("meta"):
         model = model_class.from_config(config)  # type: ignore[attr-defined]
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    state = read_state_dict(files)
-    source = str(files[0]) if len(files) == 1 else f"{directory} ({len(files)} shards)"
-    check_state_dict(expected, state, source=source, where=where)
-    state = {
-        key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()
+    unused = sorted(set(state) - set(expected))
+    if unused:
+        warnings.warn(
+            f"{source}: skipped {len(unused)} tensors the {name or model_class.__name__} does "
+            f"not use: {', '.join(unused)}",
+            stacklevel=2,
+        )
+    used = {key: value for key, value in state.items() if key in expected}
+    check_state_dict(expected, used, source=source, where=where)
+    used = {
+        key: value.to(dtype) if value.is_floating_point() else value for key, value in used.items()
     }
-    model.load_state_dict(state, strict=True, assign=True)
-    left_on_meta = [name for name, t in _tensors(model) if t.is_meta]
+    model.load_state_dict(used, strict=True, assign=True)
+    left_on_meta = [key for key, tensor in _tensors(model) if tensor.is_meta]
     if left_on_meta:
         raise MissingWeightsError(
             f"{source} leaves tensors uninitialised: {_few(left_on_meta, 5)}. {where}"
         )
-    return model.eval()
+    return model.eval(), unused
 
 
 def _tensors(model: torch.nn.Module) -> Iterable[tuple[str, torch.Tensor]]:

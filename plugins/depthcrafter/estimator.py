@@ -38,7 +38,6 @@ from devis_core.checkpoints import load_model_directory
 from devis_core.errors import MissingWeightsError
 from devis_core.geometry import disparity_to_depth
 from devis_core.types import ViewSynthesisSample
-from devis_plugins.depthcrafter.checkpoint import load_unet
 from devis_plugins.depthcrafter.config import DepthCrafterConfig
 from devis_plugins.depthcrafter.model import DepthCrafterUNet
 
@@ -114,6 +113,16 @@ class DepthCrafterParts:
     clip_std: tuple[float, ...] = CLIP_STD
 
 
+def load_unet(
+    directory: str | Path, *, where: str, dtype: torch.dtype = torch.float32
+) -> tuple[DepthCrafterUNet, list[str]]:
+    """The UNet of ``directory`` (``tencent/DepthCrafter``'s layout) and the checkpoint's tensors
+    it does not use, which are skipped (left by a training script, say) as diffusers does."""
+    return load_model_directory(
+        DepthCrafterUNet, directory, where=where, dtype=dtype, name="DepthCrafter UNet"
+    )
+
+
 def load_parts(
     unet_path: str | None, svd_path: str | None, dtype: torch.dtype
 ) -> DepthCrafterParts:
@@ -124,7 +133,7 @@ def load_parts(
         raise MissingWeightsError(f"depth.svd_path is not set. {SVD_WHERE}")
     svd = Path(svd_path).expanduser()
     unet, _ = load_unet(unet_path, where=UNET_WHERE, dtype=dtype)  # unused tensors: warned
-    vae = load_model_directory(
+    vae, _ = load_model_directory(
         AutoencoderKLTemporalDecoder, svd / "vae", where=SVD_WHERE, dtype=dtype
     )
     encoder_dir = svd / "image_encoder"

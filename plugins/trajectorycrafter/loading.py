@@ -11,18 +11,15 @@ The tiny preset reads the same layout when given paths (a tiny model written by
 ``save_pretrained``), and otherwise builds every component from its config with a seeded
 random initialisation. Nothing is ever downloaded.
 
-The published code loads the transformer with diffusers' ``from_pretrained``, which skips
-tensors the model does not define and reads ``diffusion_pytorch_model.bin`` when there are no
-safetensors; :func:`load_model` accepts the same checkpoints, reports the skipped tensors in a
-warning and unpickles ``.bin`` files tensors-only (``torch.load(weights_only=True)``).
-``tests/models/manifests/`` lists the names and shapes of the published checkpoint.
+The transformer and the VAE are read by :func:`devis_core.checkpoints.load_model_directory`,
+which accepts the checkpoints diffusers' ``from_pretrained`` (the published code's loader) does:
+tensors the model does not define are skipped with a warning, and a ``.bin`` is unpickled
+tensors-only. ``tests/models/manifests/`` lists the names and shapes of the published checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,16 +27,11 @@ from typing import Any, TypeVar
 import torch
 import transformers
 from diffusers import AutoencoderKLCogVideoX, DDIMScheduler
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
 
-from devis_core.checkpoints import (
-    CONFIG_NAME,
-    WEIGHTS_INDEX_NAME,
-    WEIGHTS_NAME,
-    check_state_dict,
-    weight_files,
-)
+from devis_core.checkpoints import load_model_directory
+from devis_core.checkpoints import read_tensors as read_tensors  # re-exported: lora.py uses it
 from devis_core.errors import MissingWeightsError
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 from devis_plugins.trajectorycrafter.presets import SCHEDULER_CONFIG, Preset
@@ -51,7 +43,6 @@ TRANSFORMER_WHERE = (
     "backbone.transformer_path to that directory."
 )
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
-PICKLED_WEIGHTS_NAME = "diffusion_pytorch_model.bin"
 
 BASE_WHERE = (
     "The base model is the Hugging Face repository alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
@@ -125,73 +116,10 @@ def load_model(
 ) -> ModuleT:
     """``model_class`` (a diffusers model) from a local directory, as upstream would load it.
 
-    Built from ``config.json`` on the ``meta`` device and the tensors assigned, so a 5B
-    checkpoint is read once. Every tensor the model defines must be there with its shape (an
-    error names the file and the keys); tensors it does not define are skipped with a warning
-    listing them. ``where`` says where the weights come from and ends every error.
+    The tensors it skips are reported by the warning only: no caller here acts on them.
     """
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise MissingWeightsError(f"model directory {directory} does not exist. {where}")
-    if not (directory / CONFIG_NAME).is_file():
-        raise MissingWeightsError(
-            f"{directory / CONFIG_NAME} is missing (the model's config). {where}"
-        )
-    files = _weight_files(directory, where=where)
-    source = str(files[0]) if len(files) == 1 else f"{directory} ({len(files)} shards)"
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        state.update(read_tensors(file, where=where))
-    config = model_class.load_config(str(directory))  # type: ignore[attr-defined]
-    with torch.device("meta"):
-        model = model_class.from_config(config)  # type: ignore[attr-defined]
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    unused = sorted(set(state) - set(expected))
-    if unused:
-        warnings.warn(
-            f"{source}: skipped {len(unused)} tensors that {model_class.__name__} does not use: "
-            + ", ".join(unused),
-            stacklevel=2,
-        )
-    used = {key: value for key, value in state.items() if key in expected}
-    check_state_dict(expected, used, source=source, where=where)
-    used = {
-        key: value.to(dtype) if value.is_floating_point() else value for key, value in used.items()
-    }
-    model.load_state_dict(used, strict=True, assign=True)
-    return model.eval()
-
-
-def read_tensors(file: Path, *, where: str) -> dict[str, torch.Tensor]:
-    """The tensors of one weights file: safetensors, or a pickle read tensors-only.
-
-    ``weights_only=True`` makes ``torch.load`` refuse anything but tensors and plain
-    containers, so a downloaded ``.bin`` cannot run code while it is read.
-    """
-    if file.suffix == ".safetensors":
-        return load_file(str(file), device="cpu")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise MissingWeightsError(f"cannot read {file} as weights: {error}. {where}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MissingWeightsError(f"{file} is not a state dict of tensors. {where}")
-    return state
-
-
-def _weight_files(directory: Path, *, where: str) -> list[Path]:
-    """The safetensors of ``directory`` (one file or shards), else its pickled ``.bin``."""
-    if (directory / WEIGHTS_INDEX_NAME).is_file() or any(
-        directory.glob("diffusion_pytorch_model*.safetensors")
-    ):
-        return weight_files(directory, where=where)
-    if (directory / PICKLED_WEIGHTS_NAME).is_file():
-        return [directory / PICKLED_WEIGHTS_NAME]
-    found = sorted(p.name for p in directory.iterdir())
-    raise MissingWeightsError(
-        f"no weights in {directory}: expected {WEIGHTS_NAME} (or shards with "
-        f"{WEIGHTS_INDEX_NAME}) or {PICKLED_WEIGHTS_NAME}; found {found or 'nothing'}. {where}"
-    )
+    model, _ = load_model_directory(model_class, directory, where=where, dtype=dtype)
+    return model
 
 
 def _cast(module: ModuleT, dtype: torch.dtype) -> ModuleT:

@@ -21,7 +21,7 @@ from diffusers import UNetSpatioTemporalConditionModel
 from safetensors.torch import save_file
 
 from devis_core.errors import MissingWeightsError
-from devis_plugins.depthcrafter.checkpoint import load_unet
+from devis_plugins.depthcrafter.estimator import load_unet
 from devis_plugins.depthcrafter.model import DepthCrafterUNet
 
 MANIFEST = Path(__file__).parent / "manifests" / "depthcrafter_unet.json"
