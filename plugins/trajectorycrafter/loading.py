@@ -31,7 +31,6 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
 
 from devis_core.checkpoints import load_model_directory
-from devis_core.checkpoints import read_tensors as read_tensors  # re-exported: lora.py uses it
 from devis_core.errors import MissingWeightsError
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 from devis_plugins.trajectorycrafter.presets import SCHEDULER_CONFIG, Preset
