@@ -34,8 +34,9 @@ from results_md import replace_section
 
 from devis_core.config import apply_overrides, read_yaml, validate_config
 from devis_core.distributed import World
-from devis_core.engines.train import WARM_START_LORA, Trainer, train_pipeline
+from devis_core.engines.train import train_pipeline
 from devis_core.plugins import load_registry
+from devis_core.training import WARM_START_LORA, Trainer
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-tiny.yaml"
 SETTINGS: dict[str, list[str]] = {

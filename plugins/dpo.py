@@ -15,8 +15,15 @@ import torch.nn.functional as F
 from pydantic import Field
 
 import devis_core
-from devis_core.training import GroupAlgorithmConfig, best_and_worst, draw_timesteps_and_noise
-from devis_core.types import Policy, TrainingBatch
+from devis_core.training import (
+    Capabilities,
+    GroupAlgorithmConfig,
+    SeededBatch,
+    TrainingAlgorithm,
+    best_and_worst,
+    draw_timesteps_and_noise,
+)
+from devis_core.types import Policy
 
 
 class DPOConfig(GroupAlgorithmConfig):
@@ -30,14 +37,11 @@ class DPOConfig(GroupAlgorithmConfig):
     timesteps_per_pair: int = Field(1, ge=1, description="Timesteps drawn per pair and step.")
 
 
-class DPO:
+class DPO(TrainingAlgorithm):
     """Diffusion-DPO: prefer each group's best sample over its worst, against the reference."""
 
-    trains_on = "videos"
-    batch_unit = "group"
-
-    def __init__(self, config: DPOConfig):
-        self.config = config
+    capabilities = Capabilities(trains_on="videos", batch_unit="group")
+    config: DPOConfig
 
     def advantages(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
         """+1 for the best sample of each group, -1 for the worst, 0 for the others."""
@@ -46,9 +50,12 @@ class DPO:
             marks[winner], marks[loser] = 1.0, -1.0
         return marks
 
-    def loss(self, batch: TrainingBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
+    def trained_steps(self, num_steps: int, generator: torch.Generator) -> list[int]:
+        """None: DPO compares final videos as denoising targets, no chain transition."""
+        return []
+
+    def loss(self, batch: SeededBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean of the DPO loss over the (winner, loser) pairs of the batch's groups."""
-        generator = getattr(batch, "generator", None)
         terms, accuracies, margins = [], [], []
         for group in torch.unique(batch.group_ids).tolist():
             members = (batch.group_ids == group).nonzero().flatten().tolist()
@@ -58,7 +65,7 @@ class DPO:
                 continue
             w, l = winners[0], losers[0]
             timesteps, noise = draw_timesteps_and_noise(
-                policy, batch, w, self.config.timesteps_per_pair, generator
+                policy, batch, w, self.config.timesteps_per_pair, batch.generator
             )
             errors = []
             for index in (w, l):

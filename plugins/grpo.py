@@ -15,8 +15,8 @@ import torch
 from pydantic import Field
 
 import devis_core
-from devis_core.training import GroupAlgorithmConfig
-from devis_core.types import Policy, TrainingBatch
+from devis_core.training import Capabilities, GroupAlgorithmConfig, SeededBatch, TrainingAlgorithm
+from devis_core.types import Policy
 
 
 class GRPOConfig(GroupAlgorithmConfig):
@@ -34,14 +34,11 @@ class GRPOConfig(GroupAlgorithmConfig):
     std_eps: float = Field(1e-4, gt=0.0, description="Added to the std before dividing.")
 
 
-class GRPO:
+class GRPO(TrainingAlgorithm):
     """Group-relative advantages and the clipped policy-gradient loss with a KL penalty."""
 
-    trains_on = "chains"
-    batch_unit = "sample"
-
-    def __init__(self, config: GRPOConfig):
-        self.config = config
+    capabilities = Capabilities(trains_on="chains", batch_unit="sample")
+    config: GRPOConfig
 
     def trained_steps(self, num_steps: int, generator: torch.Generator) -> list[int]:
         """A random ``timestep_fraction`` of a chain's steps (at least one), in chain order.
@@ -75,7 +72,7 @@ class GRPO:
             advantages[members] = centred
         return advantages.clamp(-self.config.adv_clip, self.config.adv_clip)
 
-    def loss(self, batch: TrainingBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: SeededBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean over trained steps of ``max(-A r, -A clip(r))`` plus ``beta`` times the KL."""
         eps, beta = self.config.epsilon, self.config.beta
         terms, ratios, clipped, kls = [], [], [], []

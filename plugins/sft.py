@@ -15,8 +15,15 @@ import torch
 from pydantic import Field
 
 import devis_core
-from devis_core.training import GroupAlgorithmConfig, best_and_worst, draw_timesteps_and_noise
-from devis_core.types import Policy, TrainingBatch
+from devis_core.training import (
+    Capabilities,
+    GroupAlgorithmConfig,
+    SeededBatch,
+    TrainingAlgorithm,
+    best_and_worst,
+    draw_timesteps_and_noise,
+)
+from devis_core.types import Policy
 
 
 class SFTConfig(GroupAlgorithmConfig):
@@ -28,14 +35,11 @@ class SFTConfig(GroupAlgorithmConfig):
     timesteps_per_sample: int = Field(1, ge=1, description="Timesteps drawn per sample and step.")
 
 
-class SFT:
+class SFT(TrainingAlgorithm):
     """Denoising loss (v-prediction) against the samples, weighted by their advantages."""
 
-    trains_on = "videos"
-    batch_unit = "sample"
-
-    def __init__(self, config: SFTConfig):
-        self.config = config
+    capabilities = Capabilities(trains_on="videos", batch_unit="sample")
+    config: SFTConfig
 
     def advantages(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
         """The weight of each sample: 1, 1 for the best of its group, or the normalised reward.
@@ -56,13 +60,16 @@ class SFT:
             weights[finite] = (rewards[finite] - low) / scale
         return weights
 
-    def loss(self, batch: TrainingBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
+    def trained_steps(self, num_steps: int, generator: torch.Generator) -> list[int]:
+        """None: SFT trains final videos as denoising targets, no chain transition."""
+        return []
+
+    def loss(self, batch: SeededBatch, policy: Policy) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean over the batch of weight times the v-prediction error of the sample."""
-        generator = getattr(batch, "generator", None)
         terms, errors = [], []
         for index, (cond, rollout) in enumerate(zip(batch.conditions, batch.rollouts, strict=True)):
             timesteps, noise = draw_timesteps_and_noise(
-                policy, batch, index, self.config.timesteps_per_sample, generator
+                policy, batch, index, self.config.timesteps_per_sample, batch.generator
             )
             error = policy.v_prediction_error(cond, rollout.video, timesteps, noise).mean()
             terms.append(batch.advantages[index].to(error.dtype) * error)

@@ -31,20 +31,14 @@ import torch
 from devis_core.config import PipelineBase, apply_overrides, validate_config
 from devis_core.engines.compare import finite_mean
 from devis_core.engines.evaluate import read_records
-from devis_core.engines.sampling import one_step_conditions, sample_group
 from devis_core.engines.tables import slug
-from devis_core.engines.train import (
-    CHECKPOINTS,
-    FINAL_LORA,
-    LATEST,
-    METRICS,
-    WARM_START_LORA,
-    train_pipeline,
-)
+from devis_core.engines.train import train_pipeline
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
+from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
+from devis_core.training.sampling import one_step_conditions, sample_group
 from devis_core.types import RewardInputs
 
 WARM_START = "warm start"

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from devis_core.accumulation import CameraPath
-from devis_core.engines.sampling import sample_group
 from devis_core.errors import UsageError
 from devis_core.geometry import (
     Motion,
@@ -27,6 +26,7 @@ from devis_core.geometry import (
 )
 from devis_core.geometry.interpolation import arc_pose, rotation_exp, rotation_log
 from devis_core.pipeline import make_generator
+from devis_core.training.sampling import sample_group
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
 
 F64 = torch.float64

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from devis_core.types import Conditions, Rollout, RolloutStep, TrainingBatch
+from devis_core.training import SeededBatch
+from devis_core.types import Conditions, Rollout, RolloutStep
 from devis_plugins.grpo import GRPO, GRPOConfig
 
 
@@ -89,7 +90,7 @@ def test_batch_scaling_and_clipping():
 def test_loss_at_old_policy_is_minus_advantage_and_gradient_follows_it():
     policy = GaussianPolicy(shift=0.0)
     rollout = _rollout(policy, 0.0, 1.0)  # the step went up by 1
-    batch = TrainingBatch(
+    batch = SeededBatch(
         [_cond()],
         [rollout],
         torch.tensor([2.0]),
@@ -110,7 +111,7 @@ def test_ratio_outside_the_clip_range_stops_the_gradient():
     rollout = _rollout(policy, 0.0, 1.0)
     with torch.no_grad():
         policy.shift.fill_(1.0)  # new policy: mean 1, so logp rises by 0.5 and ratio = e^0.5
-    batch = TrainingBatch(
+    batch = SeededBatch(
         [_cond()],
         [rollout],
         torch.tensor([1.0]),
@@ -129,7 +130,7 @@ def test_ratio_outside_the_clip_range_stops_the_gradient():
 def test_kl_to_the_reference_uses_the_means():
     policy = GaussianPolicy(shift=0.5, std=2.0)
     rollout = _rollout(policy, 0.0, 0.5)
-    batch = TrainingBatch(
+    batch = SeededBatch(
         [_cond()],
         [rollout],
         torch.tensor([0.0]),
@@ -146,7 +147,7 @@ def test_kl_to_the_reference_uses_the_means():
 
 def test_empty_batch_is_an_error():
     policy = GaussianPolicy(0.0)
-    batch = TrainingBatch(
+    batch = SeededBatch(
         [_cond()],
         [_rollout(policy, 0.0, 0.0)],
         torch.zeros(1),

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from devis_core.training import SeededBatch, best_and_worst
+from devis_core.plugins import load_registry
+from devis_core.training import Capabilities, SeededBatch, TrainingAlgorithm, best_and_worst
 from devis_core.types import Conditions, Rollout
 from devis_plugins.dpo import DPO, DPOConfig
 from devis_plugins.grpo import GRPO, GRPOConfig
@@ -117,3 +118,19 @@ def test_grpo_trains_a_fraction_of_the_steps():
     assert len(steps) == 3 and steps == sorted(set(steps)) and max(steps) < 5
     assert GRPO(GRPOConfig(timestep_fraction=1.0)).trained_steps(4, None) == [0, 1, 2, 3]
     assert grpo.trained_steps(0, None) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "trains_on", "batch_unit"),
+    [
+        ({"kind": "grpo"}, "chains", "sample"),  # a chain's transitions, sample by sample
+        ({"kind": "dpo"}, "videos", "group"),  # a group's best against its worst video
+        ({"kind": "sft", "mode": "best"}, "videos", "sample"),  # each weighted video alone
+    ],
+)
+def test_built_in_algorithms_declare_what_they_train(entry, trains_on, batch_unit):
+    algorithm = load_registry().build("algorithm", entry)
+    assert isinstance(algorithm, TrainingAlgorithm)
+    assert algorithm.capabilities == Capabilities(trains_on=trains_on, batch_unit=batch_unit)
+    if trains_on == "videos":  # no chain transition is trained
+        assert algorithm.trained_steps(4, torch.Generator().manual_seed(0)) == []

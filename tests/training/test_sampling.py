@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from devis_core.config import validate_config
-from devis_core.engines.sampling import derived_seed, sample_group, score_group
 from devis_core.pipeline import Pipeline
 from devis_core.plugins import load_registry
 from devis_core.rewards import CompositeReward
+from devis_core.training.sampling import sample_group, score_group
+from devis_core.training.seeds import derived_seed
 from tests.training.conftest import training_data
 
 

@@ -13,10 +13,11 @@ import torch
 
 from devis_core.config import validate_config
 from devis_core.distributed import World
-from devis_core.engines.train import Trainer, _batch
 from devis_core.geometry import forward_warp
 from devis_core.pipeline import make_generator
 from devis_core.plugins import load_registry
+from devis_core.training import Trainer
+from devis_core.training.units import seeded_batch
 from tests.training.conftest import training_data
 
 BULLET = 2
@@ -53,9 +54,8 @@ def _trainer(tmp_path, registry, chain):
 
 def _round_units(trainer):
     """Sample round 0 and build its trained units, as the trainer does before updating."""
-    groups = trainer._sample(0)
-    rewards, group_ids, _, advantages = trainer._score(groups)
-    batches = trainer._units(0, groups, rewards, group_ids, advantages)
+    groups = trainer.sample(0)
+    batches = trainer.units(0, groups, trainer.score(groups))
     return groups, [unit for batch in batches for unit in batch]
 
 
@@ -63,7 +63,7 @@ def _losses_conditions(trainer):
     """The round's units, and GRPO's loss on them evaluated through a spy."""
     groups, units = _round_units(trainer)
     spy = _ConditionsSpy(trainer.policy)
-    _, stats = trainer.algorithm.loss(_batch(units, make_generator(0)), spy)
+    _, stats = trainer.algorithm.loss(seeded_batch(units, make_generator(0)), spy)
     return groups, units, spy.seen, stats
 
 

@@ -17,9 +17,11 @@ from safetensors.torch import load_file
 
 from devis_core.config import validate_config
 from devis_core.distributed import World
-from devis_core.engines.train import NonFiniteError, Trainer, train_pipeline
+from devis_core.engines.train import train_pipeline
 from devis_core.errors import UsageError
 from devis_core.plugins import load_registry
+from devis_core.training import NonFiniteError, Trainer
+from tests.plugins import toy_components
 from tests.training.conftest import training_data
 
 
@@ -105,6 +107,16 @@ def test_fresh_run_refuses_a_directory_with_a_checkpoint(tmp_path, registry):
     with pytest.raises(UsageError, match="algorithm"):
         train_pipeline(
             validate_config(data, registry), registry, resume=Path(data["output"]), progress=False
+        )
+
+
+def test_an_algorithm_outside_the_contract_is_refused_by_name(tmp_path):
+    registry = load_registry(plugins=[("toys", toy_components)])
+    data = training_data(str(tmp_path / "run"))
+    data["algorithm"] = {"kind": "toy-squared"}  # a loss and nothing else
+    with pytest.raises(UsageError, match="'toy-squared' does not subclass .*TrainingAlgorithm"):
+        Trainer(
+            validate_config(data, registry), registry, world=World(), resume=None, progress=False
         )
 
 

@@ -3,12 +3,13 @@
 A group is one dataset sample (a source video and its target motion) and ``G`` generated
 videos of it. With ``sampling: devis`` each video runs the configured accumulator with its own
 step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
-(:func:`~devis_core.geometry.sample_increments`); with ``vanilla`` each is one generation from
-the one-step conditions. Every video has its own noise (its own seeded generator) unless
-``same_noise`` is set. The backbone is wrapped in a :class:`RecordingBackbone`, so any
-accumulator runs unchanged while the stochastic rollout of each of its generation steps is
-kept: the last one is the chain GRPO trains on, by default re-scored under the group's one-step
-conditions (:func:`one_step_chain`, ``training.trained_chain``).
+(:func:`~devis_core.geometry.random_shares` of the camera path); with ``vanilla`` each is one
+generation from the one-step conditions. Every video has its own noise (its own seeded
+generator) unless ``same_noise`` is set. The backbone is wrapped in a
+:class:`RecordingBackbone`, so any accumulator runs unchanged while the stochastic rollout of
+each of its generation steps is kept: the last one is the chain GRPO trains on, by default
+re-scored under the group's one-step conditions (:func:`one_step_chain`,
+``training.trained_chain``).
 
 The reward compares each final video with the source reprojected by the *whole* motion in one
 step, using the source depth of the configured depth estimator: that render and its
@@ -20,16 +21,19 @@ conditions* that SFT and DPO train the generator under.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from devis_core import distributed
 from devis_core.accumulation import CameraPath, reproject
+from devis_core.distributed import World
 from devis_core.geometry import random_shares
 from devis_core.pipeline import make_generator
 from devis_core.rewards import CompositeReward, RewardResult
+from devis_core.training.seeds import derived_seed
 from devis_core.types import (
     Accumulator,
     Conditions,
@@ -40,12 +44,6 @@ from devis_core.types import (
     RolloutStep,
     ViewSynthesisSample,
 )
-
-
-def derived_seed(*parts: object) -> int:
-    """A 63-bit seed that depends only on ``parts`` (so a resumed round draws the same)."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 class RecordingBackbone:
@@ -185,3 +183,32 @@ def score_group(group: Group, reward: CompositeReward) -> RewardResult:
     )
     group.rewards = reward(batch)
     return group.rewards
+
+
+@dataclass
+class RoundRewards:
+    """Every process's samples of a round, in rank order: rewards, group ids, raw reward terms,
+    and the algorithm's advantages."""
+
+    rewards: torch.Tensor
+    group_ids: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    advantages: torch.Tensor
+
+
+def gather_rewards(
+    groups: Sequence[Group], names: Sequence[str], world: World, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Rewards, group ids and raw terms ``names`` of every process's scored groups, in rank
+    order (``device``: where the collective runs)."""
+    rows = []
+    for group in groups:
+        result = group.rewards
+        for member in range(len(group.members)):
+            values = [float(result.total[member]), float(group.index)]
+            values += [float(result.terms[name][member]) for name in names]
+            rows.append(values)
+    table = torch.tensor(rows, dtype=torch.float64, device=device)
+    table = distributed.all_gather_rows(table, world).cpu()
+    terms = {name: table[:, 2 + i] for i, name in enumerate(names)}
+    return table[:, 0], table[:, 1].long(), terms

@@ -1,0 +1,133 @@
+"""What a training run records: ``metrics.jsonl``, TensorBoard scalars and ``reward_curve.png``.
+
+Only the main process writes. ``metrics.jsonl`` gets one record per warm-start step, per
+optimizer step and per round (docs/training.md, *Logs*); a resumed run first drops the records
+of the round it was killed in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from devis_core.engines.evaluate import read_records
+from devis_core.training.checkpoints import replacing
+from devis_core.training.sampling import Group, RoundRewards
+
+METRICS = "metrics.jsonl"
+REWARD_CURVE = "reward_curve.png"
+_BOARD_EVENTS = ("round", "step", "warm_start")
+
+
+class RunLog:
+    """The logs of the run in ``directory``; a no-op on processes other than the main one."""
+
+    def __init__(self, directory: Path, *, main: bool):
+        self.directory, self.main = directory, main
+        self.history: list[dict[str, Any]] = []
+        """The round records so far (what the reward curve plots)."""
+        self._board: Any = None
+
+    def start(self, *, resumed: bool, next_round: int, tensorboard: bool) -> None:
+        """Begin ``metrics.jsonl``: a resumed run keeps the records of rounds before
+        ``next_round`` only; open TensorBoard when asked for and installed."""
+        if not self.main:
+            return
+        records = read_records(self.directory / METRICS) if resumed else []
+        kept = [r for r in records if r.get("round", -1) < next_round]
+        (self.directory / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.history = [r for r in kept if r.get("event") == "round"]
+        if tensorboard:
+            self._board = _tensorboard_writer(self.directory / "tensorboard")
+
+    def write(self, record: dict[str, Any], board_step: int | None = None) -> None:
+        """Append ``record``; its numbers also go to TensorBoard, at ``board_step`` if given,
+        else at its round or step."""
+        if not self.main:
+            return
+        with (self.directory / METRICS).open("a") as stream:
+            stream.write(json.dumps(record, default=float) + "\n")
+        if self._board is None or record.get("event") not in _BOARD_EVENTS:
+            return
+        if board_step is None:
+            board_step = record.get("round", record.get("step", 0))
+        for name, value in record.items():
+            if isinstance(value, (int, float)) and name not in ("round", "step", "epoch"):
+                self._board.add_scalar(f"{record['event']}/{name}", value, board_step)
+
+    def write_round(self, record: dict[str, Any]) -> None:
+        """Append a round's record and redraw the reward curve."""
+        self.write(record)
+        if self.main:
+            self.history.append(record)
+            plot_rewards(self.history, self.directory / REWARD_CURVE)
+
+    def close(self) -> None:
+        if self._board is not None:
+            self._board.close()
+
+
+def round_record(round_index: int, groups: Sequence[Group], scores: RoundRewards) -> dict[str, Any]:
+    """The statistics of a round's samples (rewards of every process, this one's groups)."""
+    rewards, group_ids, advantages = scores.rewards, scores.group_ids, scores.advantages
+    finite = torch.isfinite(rewards)
+    record: dict[str, Any] = {"event": "round", "round": round_index}
+    record.update(_mean_std("reward", rewards[finite]))
+    for name, values in scores.terms.items():
+        record.update(_mean_std(f"reward/{name}", values[torch.isfinite(values)]))
+    record.update(_mean_std("advantage", advantages))
+    record["advantage_abs_mean"] = float(advantages.abs().mean())
+    record["rewards_non_finite"] = int((~finite).sum())
+    degenerate = 0
+    for group in torch.unique(group_ids):
+        values = rewards[(group_ids == group) & finite]
+        degenerate += int(values.numel() < 2 or bool((values == values[0]).all()))
+    record["groups_equal_rewards"] = degenerate
+    steps = [member.steps for group in groups for member in group.members]
+    record["accumulation_steps_mean"] = statistics.fmean(steps) if steps else math.nan
+    return record
+
+
+def _mean_std(name: str, values: torch.Tensor) -> dict[str, float]:
+    if values.numel() == 0:
+        return {f"{name}_mean": math.nan, f"{name}_std": math.nan}
+    std = float(values.std()) if values.numel() > 1 else 0.0
+    return {f"{name}_mean": float(values.mean()), f"{name}_std": std}
+
+
+def _tensorboard_writer(directory: Path) -> Any:
+    """A TensorBoard writer, or None when the ``tensorboard`` package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(directory))
+
+
+def plot_rewards(history: Sequence[dict[str, Any]], path: Path) -> None:
+    """Mean composite reward per round with a one-std band (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [record["round"] for record in history]
+    means = np.array([record["reward_mean"] for record in history], dtype=float)
+    stds = np.array([record["reward_std"] for record in history], dtype=float)
+    figure, axes = plt.subplots(figsize=(5, 3.2))
+    axes.plot(rounds, means, marker="o")
+    axes.fill_between(rounds, means - stds, means + stds, alpha=0.25)
+    axes.set_xlabel("round")
+    axes.set_ylabel("composite reward")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    with replacing(path) as staging:
+        figure.savefig(staging, dpi=100)
+    plt.close(figure)
