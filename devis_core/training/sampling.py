@@ -16,7 +16,8 @@ step, using the source depth of the configured depth estimator: that render and 
 visibility mask are the ``render`` and ``mask`` of :class:`~devis_core.types.RewardInputs`
 ("PSNR and SSIM between the reprojected source video and the generated video in the visible
 regions"). The same render, with the source as reference, are the group's *one-step
-conditions* that SFT and DPO train the generator under.
+conditions* that SFT and DPO train the generator under. The source's depth is estimated once
+per group and shared by those conditions and every member's accumulation.
 """
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ class RecordingBackbone:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.policy, name)
+
+
+class CachedSourceDepth:
+    """A group's view of the depth estimator: its source's depth is estimated once.
+
+    The one-step conditions and every member's accumulation ask for the depth of the same source
+    video; this answers them all with one estimate. Other videos (the intermediate videos of an
+    accumulation) go to the estimator, whose declarations (``generated_videos``, ...) show
+    through.
+    """
+
+    def __init__(self, estimator: DepthEstimator, sample: ViewSynthesisSample):
+        self.estimator, self.sample = estimator, sample
+        self.source_depth = estimator.estimate(sample.source, sample)
+
+    def estimate(
+        self, video: torch.Tensor, sample: ViewSynthesisSample | None = None
+    ) -> torch.Tensor:
+        if video is self.sample.source and sample is self.sample:
+            return self.source_depth
+        return self.estimator.estimate(video, sample)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.estimator, name)
 
 
 @dataclass
@@ -149,7 +174,11 @@ def sample_group(
     same_noise: bool,
     seed_parts: tuple[object, ...],
 ) -> Group:
-    """Draw ``size`` videos of ``sample`` (no gradients); seeds derive from ``seed_parts``."""
+    """Draw ``size`` videos of ``sample`` (no gradients); seeds derive from ``seed_parts``.
+
+    The source's depth is estimated once for the group (:class:`CachedSourceDepth`).
+    """
+    depth = CachedSourceDepth(depth, sample)
     group = Group(index, sample, one_step_conditions(sample, depth))
     path = CameraPath(sample)
     for member in range(size):
