@@ -115,11 +115,14 @@ def devis_register_reward_terms(register: Register) -> None:
 def devis_register_algorithms(register: Register) -> None:
     """Register training algorithms (slot ``algorithm``).
 
-    An algorithm's factory returns an object with
-    ``loss(batch: TrainingBatch, policy: Policy) -> tuple[Tensor, dict[str, float]]``: a scalar
-    loss to minimise and the statistics to log (for GRPO: ratio, clip fraction, KL, ...).
-    The trainer owns sampling, rewards, optimisation and checkpoints; the algorithm owns only
-    the objective.
+    An algorithm's factory returns a :class:`~devis_core.training.TrainingAlgorithm`: it
+    declares its ``capabilities`` (whether it trains recorded denoising chains or final videos,
+    per sample or per group) and implements ``advantages(rewards, group_ids)`` (one value per
+    sample of the round), ``trained_steps(num_steps, generator)`` (which chain transitions to
+    train) and ``loss(batch, policy) -> tuple[Tensor, dict[str, float]]`` (a scalar loss to
+    minimise and the statistics to log: for GRPO the ratio, clip fraction, KL, ...). The
+    trainer owns sampling, rewards, optimisation and checkpoints; the algorithm owns only how
+    rewards become advantages and the objective.
 
     Config key: ``algorithm: {kind: <name>, ...}``.
     """

@@ -93,7 +93,7 @@ class TrainingSection(BaseModel):
         4,
         ge=1,
         description="Samples per micro-batch and process (groups, for algorithms that train "
-        "on whole groups: dpo, sft with mode best).",
+        "on whole groups: dpo).",
     )
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step."

@@ -225,11 +225,6 @@ class TrainingBatch:
 
 
 @runtime_checkable
-class Algorithm(Protocol):
-    def loss(self, batch: TrainingBatch, policy: Policy) -> tuple[Tensor, dict[str, float]]: ...
-
-
-@runtime_checkable
 class Dataset(Protocol):
     def __len__(self) -> int: ...
 

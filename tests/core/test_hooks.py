@@ -22,9 +22,9 @@ import torch
 from devis_core import hookspecs
 from devis_core.geometry import forward_warp, orbit_trajectory
 from devis_core.slots import get_slot
+from devis_core.training import TrainingAlgorithm
 from devis_core.types import (
     Accumulator,
-    Algorithm,
     Backbone,
     Conditions,
     Dataset,
@@ -141,7 +141,10 @@ def test_hook_devis_register_algorithms(registry):
     rewards = torch.tensor([1.0, 2.0, 3.0, 5.0, 5.0, 5.0])
     groups = torch.tensor([0, 0, 0, 1, 1, 1])
     grpo = registry.build("algorithm", {"kind": "grpo", "std_eps": 1e-12})
-    assert isinstance(grpo, Algorithm)
+    assert all(
+        isinstance(registry.build("algorithm", {"kind": name}), TrainingAlgorithm)
+        for name in ("grpo", "dpo", "sft")
+    )
     # (R - mean) / std per group; a group of equal rewards has nothing to learn
     expected = torch.tensor([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
     torch.testing.assert_close(grpo.advantages(rewards, groups), expected)
