@@ -14,8 +14,10 @@ At the default (toy) scale it uses the weight-free ``inpaint`` generator: the ra
 prints is that of a classical inpainter fed each strategy's conditions, not of a diffusion
 model; docs/adevis.md reports what it shows. At ``scale: paper`` it runs the paper's setting:
 100 Kubric-4D trajectories, the full TrajectoryCrafter without and with the Kubric-4D LoRA,
-DepthCrafter depth and LPIPS, on an accelerator, and refuses to start without them. Finished
-rows are kept in ``rows/`` of the output folder and reused when the suite runs again there.
+DepthCrafter depth and LPIPS, on an accelerator, and refuses to start without them; with
+``paper.models=tiny`` (a dry run) the tiny models stand in for the checkpoints on a CPU, and
+the LoRA and LPIPS weights are used when given. Finished rows are kept in ``rows/`` of the
+output folder and reused when the suite runs again there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.config import apply_overrides
 from devis_core.engines.compare import compare_variants
 from devis_core.engines.reproduce import (
     SCALE_DESCRIPTION,
@@ -34,7 +37,6 @@ from devis_core.engines.reproduce import (
     TOY_DATASET,
     TOY_DEPTH,
     MetricWeights,
-    Missing,
     PaperAssets,
     Scale,
     metric_entries,
@@ -95,7 +97,7 @@ class AccumulationSuiteConfig(BaseModel):
         None,
         description="Backbone of both halves when `lora` is set, with the LoRA settings the "
         "checkpoint was trained with; default: the packaged training config's tiny "
-        "TrajectoryCrafter (the full one, rank 64, at paper scale).",
+        "TrajectoryCrafter (at paper scale the full one, the tiny one in a dry run, rank 64).",
     )
     paper: PaperAssets = Field(
         default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
@@ -128,6 +130,7 @@ class AccumulationSuite:
                 backbone = cfg.lora_backbone or toy_training_config()["backbone"]
         metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
         base = {"dataset": dataset, "depth": depth, "backbone": backbone, "metrics": metrics}
+        base = apply_overrides(base, cfg.paper.pipeline_overrides())
         halves = {"": []} if cfg.lora is None else {
             " w/o LoRA": ["backbone.lora=null"],
             " w LoRA": [f"backbone.lora.path={cfg.lora}"],
@@ -150,22 +153,25 @@ class AccumulationSuite:
         unmeasured = dict.fromkeys(cfg.metrics, math.nan)  # no weights: NaN cells, not gaps
         rows = [{"strategy": row.pop("variant")} | unmeasured | row for row in rows]
         kind = backbone["kind"]
+        scale, dry_run = cfg.paper.describe(cfg.scale)
         return SuiteResult(
-            title=f"Accumulation strategies ({kind} backbone, {samples} scenes, {cfg.scale} scale)",
+            title=f"Accumulation strategies ({kind} backbone, {samples} scenes, {scale})",
             columns=["strategy", *cfg.metrics, "generator calls", "seconds"],
             rows=rows,
             notes=[
                 f"Backbone {kind!r}, depth {depth['kind']!r}, K = {cfg.steps} steps; "
                 "metrics against the ground truth, means over scenes.",
+                *dry_run,
                 *skipped,
             ],
         )
 
     def _require_paper(self, context: SuiteContext) -> None:
-        cfg, missing = self.config, Missing()
+        cfg = self.config
+        missing = cfg.paper.missing()
         cfg.paper.require_datasets(missing, ["kubric4d"])
         cfg.paper.require_models(missing, backbone=cfg.lora_backbone is None)
-        missing.path("the Kubric-4D fine-tuned LoRA (w LoRA rows)", cfg.lora, "lora")
+        missing.checkpoint("the Kubric-4D fine-tuned LoRA (w LoRA rows)", cfg.lora, "lora")
         cfg.weights.require(missing, cfg.metrics)
         missing.accelerator(context.device)
         missing.raise_if_any(

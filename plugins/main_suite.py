@@ -12,8 +12,10 @@ At toy scale (the default) the dataset is the synthetic world, the generator the
 renderer; metrics whose weights are not configured are reported as not measured. At paper
 scale: Kubric-4D (100 trajectories), iPhone (its extreme-view pairs) and DL3DV (DepthSplat
 depth), the full TrajectoryCrafter and DepthCrafter, every metric's weights and the LoRA, on
-an accelerator; the suite refuses to start without them. Finished (dataset, method) rows are
-kept in ``rows/`` of the output folder and reused when the suite runs again there.
+an accelerator; the suite refuses to start without them. With ``paper.models=tiny`` (a dry
+run) the tiny models stand in for the checkpoints on a CPU, and the LoRA and metric weights
+are used when given. Finished (dataset, method) rows are kept in ``rows/`` of the output
+folder and reused when the suite runs again there.
 
     devis ablate main
     devis ablate main -o lora=runs/grpo-tiny/lora.safetensors
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.config import apply_overrides
 from devis_core.engines.compare import compare_variants
 from devis_core.engines.reproduce import (
     SCALE_DESCRIPTION,
@@ -35,8 +38,8 @@ from devis_core.engines.reproduce import (
     TOY_BACKBONE,
     TOY_DATASET,
     TOY_DEPTH,
+    DatasetName,
     MetricWeights,
-    Missing,
     PaperAssets,
     Scale,
     metric_entries,
@@ -81,9 +84,9 @@ class MainSuiteConfig(BaseModel):
         None,
         description="Backbone of every row when `lora` is set, with the LoRA settings the "
         "checkpoint was trained with; default: the packaged training config's tiny "
-        "TrajectoryCrafter (the full one, rank 64, at paper scale).",
+        "TrajectoryCrafter (at paper scale the full one, the tiny one in a dry run, rank 64).",
     )
-    datasets: list[Literal["kubric4d", "iphone", "dl3dv"]] = Field(
+    datasets: list[DatasetName] = Field(
         default_factory=lambda: ["kubric4d", "iphone", "dl3dv"],
         description="Paper scale: the datasets to evaluate.",
     )
@@ -135,12 +138,13 @@ class MainSuite:
                 f"backbone.lora.path={cfg.lora}",
             ]
         metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
+        scale, dry_run = cfg.paper.describe(cfg.scale)
         unmeasured = dict.fromkeys(cfg.metrics, math.nan)
         rows = []
         for name, (dataset, depth) in datasets.items():
             base = {"dataset": dataset, "depth": depth, "backbone": backbone, "metrics": metrics}
             _, found = compare_variants(
-                base,
+                apply_overrides(base, cfg.paper.pipeline_overrides()),
                 methods,
                 context,
                 samples=samples,
@@ -150,21 +154,23 @@ class MainSuite:
             for row in found:  # metrics not measured (no weights) are NaN cells, not gaps
                 rows.append({"dataset": name, "method": row.pop("variant")} | unmeasured | row)
         return SuiteResult(
-            title=f"Main comparison ({backbone['kind']} backbone, {cfg.scale} scale)",
+            title=f"Main comparison ({backbone['kind']} backbone, {scale})",
             columns=["dataset", "method", *cfg.metrics, "generator calls", "seconds", "samples"],
             rows=rows,
             notes=[
                 "Metrics against the ground-truth target video, means over samples; "
                 "-Nocc inside the region the source sees after reprojection.",
+                *dry_run,
                 *skipped,
             ],
         )
 
     def _require_paper(self, context: SuiteContext) -> None:
-        cfg, missing = self.config, Missing()
+        cfg = self.config
+        missing = cfg.paper.missing()
         cfg.paper.require_datasets(missing, list(cfg.datasets))
         cfg.paper.require_models(missing, backbone=cfg.lora_backbone is None)
-        missing.path("the DEVIS-GRPO LoRA", cfg.lora, "lora")
+        missing.checkpoint("the DEVIS-GRPO LoRA", cfg.lora, "lora")
         cfg.weights.require(missing, cfg.metrics)
         missing.accelerator(context.device)
         missing.raise_if_any(

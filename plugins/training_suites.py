@@ -20,7 +20,9 @@ TrajectoryCrafter on synthetic scenes, CPU), changed by ``train_overrides`` (e.g
 of another seed. At paper scale the training config must be given (the full model's), the
 paper's schedule is applied (50 rounds of 32 groups x 16 samples, 10 epochs; then
 ``train_overrides``), the held-out scenes are the 100 Kubric-4D trajectories, and the suite
-refuses to start without the config, the data, the metric weights and an accelerator.
+refuses to start without the config, the data, the metric weights and an accelerator. With
+``paper.models=tiny`` (a dry run on a CPU) the training config's backbone must be the tiny
+preset instead, and metric weights are used when given.
 Finished rows are kept under the output folder (``seed<S>/<method>/scores.json``) and reused
 when the suite runs again there.
 """
@@ -42,7 +44,6 @@ from devis_core.engines.reproduce import (
     PAPER_SCHEDULE,
     SCALE_DESCRIPTION,
     MetricWeights,
-    Missing,
     PaperAssets,
     Scale,
     metric_entries,
@@ -60,7 +61,8 @@ class TrainingSuiteConfig(BaseModel):
     training_config: Path | None = Field(
         None,
         description="Training config (warm start + DEVIS-GRPO); default at toy scale: the "
-        "packaged tiny config (configs/grpo-tiny.yaml). Required at paper scale.",
+        "packaged tiny config (configs/grpo-tiny.yaml). Required at paper scale (with the "
+        "tiny backbone preset in a dry run, paper.models=tiny).",
     )
     train_overrides: list[str] = Field(
         default_factory=list,
@@ -119,7 +121,8 @@ class TrainingSuite:
             self._require_paper(context)
         base = training_config(cfg.training_config)
         if cfg.scale == "paper":
-            base = apply_overrides(base, [*PAPER_SCHEDULE, f"device={context.device}"])
+            paper_changes = [*PAPER_SCHEDULE, *cfg.paper.pipeline_overrides()]
+            base = apply_overrides(base, [*paper_changes, f"device={context.device}"])
             dataset = cfg.paper.datasets(["kubric4d"])["Kubric-4D"][0]
             samples = cfg.held_out or dataset["count"]
             dataset = {**dataset, "count": samples}
@@ -146,8 +149,9 @@ class TrainingSuite:
         if len(cfg.seeds) > 1:
             columns = [c for column in columns for c in (column, f"{column} std")]
         budget = _budget(validate_config(base, context.registry, source="training config"))
+        scale, dry_run = cfg.paper.describe(cfg.scale)
         return SuiteResult(
-            title=f"{self.title} ({cfg.scale} scale)",
+            title=f"{self.title} ({scale})",
             columns=["method", *columns],
             rows=rows,
             notes=[
@@ -155,6 +159,7 @@ class TrainingSuite:
                 f"seeds {cfg.seeds}, mean over seeds" + (" ± std." if len(cfg.seeds) > 1 else "."),
                 f"Scored on {samples} held-out scenes by one-step generation; reward: the "
                 "training config's composite reward.",
+                *dry_run,
                 *self.remarks,
                 *skipped,
                 *skipped_diversity,
@@ -162,17 +167,27 @@ class TrainingSuite:
         )
 
     def _require_paper(self, context: SuiteContext) -> None:
-        cfg, missing = self.config, Missing()
-        missing.path("a training config for the full model", cfg.training_config, "training_config")
-        if cfg.training_config is not None and cfg.training_config.is_file():
-            backbone = training_config(cfg.training_config).get("backbone") or {}
-            if backbone.get("preset") != "full":
+        """The training config with a backbone of ``paper.models``' size (the full one with its
+        checkpoints), Kubric-4D, the metric weights and an accelerator."""
+        cfg = self.config
+        missing = cfg.paper.missing()
+        size = "tiny" if missing.dry_run else "full-size"
+        config = cfg.training_config
+        missing.path(
+            f"a training config for the {cfg.paper.models} model", config, "training_config"
+        )
+        if config is not None and config.is_file():
+            data = apply_overrides(training_config(config), cfg.train_overrides)
+            backbone = data.get("backbone") or {}
+            if backbone.get("preset") != cfg.paper.models:
                 missing.items.append(
-                    f"a full-size backbone in {cfg.training_config} (backbone.preset: full)"
+                    f"a {size} backbone in {config} (backbone.preset: {cfg.paper.models})"
                 )
             for key in ("transformer_path", "base_path"):
                 hint = f"it in the training config or -o 'train_overrides=[backbone.{key}=PATH]'"
-                missing.path(f"backbone.{key} of the training config", backbone.get(key), hint)
+                missing.checkpoint(
+                    f"backbone.{key} of the training config", backbone.get(key), hint
+                )
         cfg.paper.require_datasets(missing, ["kubric4d"])
         cfg.weights.require(missing, [*cfg.metrics, *self.diversity])
         missing.accelerator(context.device)

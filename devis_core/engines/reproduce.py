@@ -4,7 +4,8 @@
   ``paper`` on the real datasets with the full-size models and refuses to start, with one
   error listing everything it lacks (:class:`Missing`);
 - :class:`PaperAssets`: where the datasets and checkpoints of a paper-scale run are, and the
-  config entries built from them;
+  config entries built from them; with ``models: tiny`` the tiny presets with random weights
+  stand in for every checkpoint (a dry run of the paper-scale path on a CPU);
 - :class:`MetricWeights` and :func:`metric_entries`: the paper's metrics, the weight-free ones
   always and the network ones when their weights are configured (else reported as skipped);
 - :func:`toy_training_config`: the tiny training config shipped inside the package, because
@@ -32,6 +33,36 @@ SCALE_DESCRIPTION = (
     "toy: the synthetic world, embedded models, a CPU; paper: the real datasets, full-size "
     "models and the paper's settings (refuses to start when something is missing)."
 )
+
+Models = Literal["full", "tiny"]
+
+MODELS_DESCRIPTION = (
+    "full: the published checkpoints, on an accelerator; tiny: substitute the tiny presets with "
+    "random weights for every checkpoint: a dry run of the paper-scale path on a CPU; its "
+    "numbers mean nothing."
+)
+
+DatasetName = Literal["kubric4d", "iphone", "dl3dv"]
+
+DRY_RUN_BACKBONE: dict[str, Any] = {
+    "kind": "trajectorycrafter",
+    "preset": "tiny",
+    "resolution": [16, 24],
+    "steps": 2,
+}
+"""The tiny TrajectoryCrafter of a dry run, at its smallest settings (fewest DDIM steps)."""
+
+DRY_RUN_DEPTH: dict[str, Any] = {
+    "kind": "depthcrafter",
+    "preset": "tiny",
+    "steps": 1,
+    "max_res": 64,
+    "far": 10.0,
+}
+"""The tiny DepthCrafter of a dry run: one denoising step on 64-pixel frames, its depth clipped
+at 10 (the nearest pixel sits at 2.56), so that random disparity spans a real scene's range
+rather than reaching 1e4 at each video's least-disparity pixel, which would dominate the
+scale fit (:meth:`PaperAssets.pipeline_overrides`) and put every other point on the camera."""
 
 TOY_DATASET: dict[str, Any] = {
     "kind": "synthetic",
@@ -96,6 +127,8 @@ class Missing:
     """What a paper-scale run lacks, collected so that one error lists all of it."""
 
     items: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    """A dry run (``paper.models=tiny``) needs no checkpoint and no accelerator."""
 
     def path(self, what: str, value: Path | str | None, option: str) -> None:
         """Require a file or folder: unset and nonexistent paths are both listed, with the
@@ -106,9 +139,16 @@ class Missing:
         elif not Path(value).expanduser().exists():
             self.items.append(f"{what}: {value} does not exist (set {how})")
 
+    def checkpoint(self, what: str, value: Path | str | None, option: str) -> None:
+        """Require a checkpoint as :meth:`path` does; a dry run substitutes or skips
+        checkpoints, so there only one that is given must exist."""
+        if value is not None or not self.dry_run:
+            self.path(what, value, option)
+
     def accelerator(self, device: torch.device) -> None:
-        """Require a GPU or an NPU: the full-size models do not run on a CPU in useful time."""
-        if device.type == "cpu":
+        """Require a GPU or an NPU: the full-size models do not run on a CPU in useful time
+        (a dry run's tiny ones do)."""
+        if device.type == "cpu" and not self.dry_run:
             self.items.append(
                 "an accelerator: no CUDA GPU or Ascend NPU was found (or --device cpu was given)"
             )
@@ -117,8 +157,9 @@ class Missing:
         """Refuse to start with a :class:`UsageError` naming each missing thing."""
         if self.items:
             listing = "\n".join(f"  - {item}" for item in self.items)
+            needing = "(a dry run: paper.models=tiny)" if self.dry_run else f"needs {needs};"
             raise UsageError(
-                f"suite {suite!r} at scale=paper needs {needs}; missing:\n{listing}\n"
+                f"suite {suite!r} at scale=paper {needing} missing:\n{listing}\n"
                 "Run it without -o scale=paper for the toy-scale version."
             )
 
@@ -126,6 +167,13 @@ class Missing:
 class PaperAssets(BaseModel):
     """Where the datasets and checkpoints of a paper-scale run are (docs/reproducing.md)."""
 
+    models: Models = Field("full", description=MODELS_DESCRIPTION)
+    dataset_changes: dict[DatasetName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Fields changed in a dataset's protocol entry, e.g. "
+        "-o paper.dataset_changes.kubric4d.frames=3 (short clips for a dry run); the "
+        "protocol's own settings otherwise.",
+    )
     kubric4d: Path | None = Field(None, description="Kubric-4D release data/ folder.")
     iphone: Path | None = Field(None, description="DyCheck iPhone folder of sequences.")
     dl3dv: Path | None = Field(None, description="DL3DV folder of scenes.")
@@ -137,14 +185,42 @@ class PaperAssets(BaseModel):
     depthcrafter: Path | None = Field(None, description="DepthCrafter UNet folder.")
     svd: Path | None = Field(None, description="stable-video-diffusion-img2vid-xt folder.")
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the tiny presets stand in for every checkpoint."""
+        return self.models == "tiny"
+
+    def missing(self) -> Missing:
+        """An empty list of what the run lacks, knowing whether it is a dry run."""
+        return Missing(dry_run=self.dry_run)
+
+    def describe(self, scale: Scale) -> tuple[str, list[str]]:
+        """How a table's title names its scale, and the notes a dry run adds: its numbers
+        must never be mistaken for the paper's."""
+        if scale == "paper" and self.dry_run:
+            note = (
+                "Dry run (paper.models=tiny): the tiny TrajectoryCrafter and DepthCrafter with "
+                "random weights stood in for every checkpoint; these numbers mean nothing."
+            )
+            return "paper scale, dry run", [note]
+        return f"{scale} scale", []
+
+    def pipeline_overrides(self) -> list[str]:
+        """Overrides of every pipeline config the run builds. A dry run fits estimated depth
+        by one scale (always positive): the random DepthCrafter's disparity need not grow with
+        depth, so the paper's scale-and-shift fit could come out negative and stop the run."""
+        return ["depth_alignment.mode=scale"] if self.dry_run else []
+
     def require_models(self, missing: Missing, *, backbone: bool = True) -> None:
         """DepthCrafter with its base model, and unless ``backbone`` is False (a backbone
         entry was given instead) the full TrajectoryCrafter with its base model."""
         if backbone:
-            missing.path("TrajectoryCrafter transformer", self.transformer, "paper.transformer")
-            missing.path("CogVideoX-Fun base model", self.base, "paper.base")
-        missing.path("DepthCrafter UNet", self.depthcrafter, "paper.depthcrafter")
-        missing.path("Stable Video Diffusion XT", self.svd, "paper.svd")
+            missing.checkpoint(
+                "TrajectoryCrafter transformer", self.transformer, "paper.transformer"
+            )
+            missing.checkpoint("CogVideoX-Fun base model", self.base, "paper.base")
+        missing.checkpoint("DepthCrafter UNet", self.depthcrafter, "paper.depthcrafter")
+        missing.checkpoint("Stable Video Diffusion XT", self.svd, "paper.svd")
 
     def require_datasets(self, missing: Missing, names: list[str]) -> None:
         """The dataset folders of ``names`` (``kubric4d``, ``iphone``, ``dl3dv``)."""
@@ -156,20 +232,21 @@ class PaperAssets(BaseModel):
             else:
                 missing.path(labels[name], getattr(self, name), f"paper.{name}")
 
-    def backbone(self, lora: Path | None = None) -> dict[str, Any]:
-        """The full TrajectoryCrafter, with ``lora`` loaded when given."""
-        entry: dict[str, Any] = {
+    def backbone(self) -> dict[str, Any]:
+        """The full TrajectoryCrafter (the tiny one in a dry run)."""
+        if self.dry_run:
+            return dict(DRY_RUN_BACKBONE)
+        return {
             "kind": "trajectorycrafter",
             "preset": "full",
             "transformer_path": str(self.transformer),
             "base_path": str(self.base),
         }
-        if lora is not None:
-            entry["lora"] = {"path": str(lora)}
-        return entry
 
     def depth(self) -> dict[str, Any]:
-        """DepthCrafter at full size (the paper's video depth)."""
+        """DepthCrafter at full size, the paper's video depth (the tiny one in a dry run)."""
+        if self.dry_run:
+            return dict(DRY_RUN_DEPTH)
         return {
             "kind": "depthcrafter",
             "preset": "full",
@@ -178,8 +255,9 @@ class PaperAssets(BaseModel):
         }
 
     def datasets(self, names: list[str]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-        """Row label -> (dataset entry, depth entry) under each dataset's protocol."""
-        entries = {
+        """Row label -> (dataset entry, depth entry) under each dataset's protocol, with its
+        ``dataset_changes`` applied."""
+        protocols = {
             "kubric4d": (
                 "Kubric-4D",
                 {
@@ -196,7 +274,11 @@ class PaperAssets(BaseModel):
                 {"kind": "depthsplat", "root": str(self.dl3dv_depth)},
             ),
         }
-        return {entries[n][0]: (entries[n][1], entries[n][2]) for n in names}
+        chosen = {}
+        for name in names:
+            label, dataset, depth = protocols[name]
+            chosen[label] = ({**dataset, **self.dataset_changes.get(name, {})}, depth)
+        return chosen
 
 
 class MetricWeights(BaseModel):
@@ -223,7 +305,7 @@ class MetricWeights(BaseModel):
         """Every weight file of ``metrics`` (a paper-scale table has no skipped column)."""
         for metric in metrics:
             for own in self.needs(metric).values():
-                missing.path(f"{metric} weights", getattr(self, own), f"weights.{own}")
+                missing.checkpoint(f"{metric} weights", getattr(self, own), f"weights.{own}")
 
 
 def metric_entries(
