@@ -38,7 +38,7 @@ from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
-from devis_core.training.sampling import one_step_conditions, sample_group
+from devis_core.training.sampling import CachedSourceDepth, one_step_conditions, sample_group
 from devis_core.types import RewardInputs
 
 WARM_START = "warm start"
@@ -81,7 +81,7 @@ def train_from_warm_start(
     rows: dict[str, dict[str, float]] = {}
     for method, changes in methods.items():
         run = directory / slug(method)
-        data = apply_overrides(base, [*changes, f"output={run}"])
+        data = method_config(base, changes, run)
         if method != first:
             data = apply_overrides(
                 data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
@@ -97,6 +97,24 @@ def train_from_warm_start(
                 path, key, one_step_scores(data, warm, registry, held_out)
             )
     return {WARM_START: rows.pop(WARM_START), **rows}
+
+
+SAMPLE_BUDGET = ("num_generations", "num_iterations")
+"""Algorithm fields that set a method's sample budget: group size G and epochs per round."""
+
+
+def method_config(base: dict[str, Any], changes: Sequence[str], output: Path) -> dict[str, Any]:
+    """``base`` with one method's overrides, writing to ``output``, on ``base``'s sample budget.
+
+    A method that replaces the whole algorithm entry (``algorithm={kind: sft, mode: all}``)
+    would otherwise fall back to that algorithm's default G and epochs: it keeps ``base``'s
+    unless its own overrides set them.
+    """
+    data = apply_overrides(base, [*changes, f"output={output}"])
+    if isinstance(data.get("algorithm"), dict):
+        budget = {k: v for k, v in (base.get("algorithm") or {}).items() if k in SAMPLE_BUDGET}
+        data["algorithm"] = {**budget, **data["algorithm"]}
+    return data
 
 
 def _train_and_score(
@@ -157,7 +175,8 @@ def one_step_scores(
     scores: dict[str, list[float]] = {}
     for index in range(min(held_out.samples, len(pipeline.dataset))):
         sample = pipeline.dataset[index].to(pipeline.device)
-        cond = one_step_conditions(sample, pipeline.depth)
+        depth = CachedSourceDepth(pipeline.depth, sample)  # estimated once per scene
+        cond = one_step_conditions(sample, depth)
         with torch.no_grad():
             video = pipeline.backbone.generate(cond, make_generator(index))
         inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
@@ -170,7 +189,7 @@ def one_step_scores(
                 sample,
                 policy=pipeline.backbone,
                 accumulator=pipeline.accumulator,
-                depth=pipeline.depth,
+                depth=depth,
                 size=config.algorithm.num_generations,
                 mode=config.training.sampling,
                 k_range=(config.training.k_min, config.training.k_max),
