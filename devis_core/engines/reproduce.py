@@ -57,12 +57,8 @@ DRY_RUN_DEPTH: dict[str, Any] = {
     "preset": "tiny",
     "steps": 1,
     "max_res": 64,
-    "far": 10.0,
 }
-"""The tiny DepthCrafter of a dry run: one denoising step on 64-pixel frames, its depth clipped
-at 10 (the nearest pixel sits at 2.56), so that random disparity spans a real scene's range
-rather than reaching 1e4 at each video's least-disparity pixel, which would dominate the
-scale fit (:meth:`PaperAssets.pipeline_overrides`) and put every other point on the camera."""
+"""The tiny DepthCrafter of a dry run: one denoising step on 64-pixel frames."""
 
 TOY_DATASET: dict[str, Any] = {
     "kind": "synthetic",

@@ -7,7 +7,8 @@ estimated depth is fitted per video, by least squares over the pixels known in b
 depth in the cameras' units: a dense map, or sparse world points seen through the cameras
 (:func:`sparse_depth`). The two models are the config's ``depth_alignment.mode`` values:
 
-* ``scale``: ``depth * s``, for depth that is right up to its unit;
+* ``scale``: ``depth * s``, for depth that is right up to its unit (fitted in disparity,
+  ``1 / depth ~ (1 / s) / estimate``, so far pixels weigh little);
 * ``scale-shift-disparity``: ``1 / depth ~ a / estimate + b``, affine in disparity, the
   alignment MiDaS and DepthCrafter use to compare relative depth with metric depth.
 """
@@ -80,7 +81,10 @@ def fit_depth(
         )
     estimated, wanted = estimate[both].double(), reference[both].double()
     if mode == "scale":
-        scale = float((estimated * wanted).sum() / (estimated * estimated).sum())
+        # in disparity, like the other mode: a few far pixels (a depth model's clip at 1e4)
+        # would dominate a least-squares fit in depth and pull the whole scene to the camera
+        near, wanted_near = 1.0 / estimated, 1.0 / wanted
+        scale = float((near * near).sum() / (near * wanted_near).sum())
         shift = 0.0
     else:
         scale, shift = _fit_line(1.0 / estimated, 1.0 / wanted, where)

@@ -45,6 +45,16 @@ def test_scale_fit_recovers_a_unit_change(sample):
     torch.testing.assert_close(fit.apply(truth / 2.5), truth, rtol=1e-6, atol=0)
 
 
+def test_scale_fit_is_not_dragged_by_a_depth_models_far_clip(sample):
+    """DepthCrafter's conversion puts each video's farthest pixel at 1e4 scene units."""
+    truth = sample.source_depth
+    estimate = truth / 2.5
+    estimate[0, 0, 0] = 1e4  # one pixel out of 2304, clipped far away
+    fit = fit_depth(estimate, truth, "scale", sample_id="s")
+    # a least-squares fit in depth would give about sum(e w) / sum(e^2) ~ 2e-4 here
+    assert fit.scale == pytest.approx(2.5, rel=1e-3)
+
+
 def test_disparity_fit_recovers_a_known_scale_and_shift(sample):
     truth = sample.source_depth
     fit = fit_depth(
