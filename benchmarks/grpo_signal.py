@@ -42,7 +42,7 @@ CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-tiny.yaml"
 SETTINGS: dict[str, list[str]] = {
     "DEVIS-GRPO, G = 4": ["algorithm.num_generations=4"],
     "DEVIS-GRPO, G = 16": ["algorithm.num_generations=16"],
-    "Vanilla-GRPO, G = 16": ["algorithm.num_generations=16", "training.sampling=vanilla"],
+    "Vanilla-GRPO, G = 16": ["algorithm.num_generations=16", "training.sampling=one-step"],
     "DEVIS-GRPO, G = 16, same noise in a group": [
         "algorithm.num_generations=16",
         "training.same_noise=true",

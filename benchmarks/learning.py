@@ -31,7 +31,7 @@ from devis_core.plugins import load_registry
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-tiny.yaml"
 METHODS: dict[str, list[str]] = {
     "+ DEVIS-GRPO": [],
-    "+ Vanilla-GRPO": ["training.sampling=vanilla"],
+    "+ Vanilla-GRPO": ["training.sampling=one-step"],
     "+ SFT-all": ["algorithm={kind: sft, mode: all}"],
     "+ SFT-best": ["algorithm={kind: sft, mode: best}"],
     "+ SFT-weight": ["algorithm={kind: sft, mode: weight}"],

@@ -2,7 +2,7 @@
 
 A group of videos (16 x 49 frames at 384 x 672 by default, the paper's sampling group) is
 scored by ``devis_core.rewards.CompositeReward`` with the offline terms ``psnr-visible``,
-``ssim-visible`` and ``image-quality`` (BRISQUE), on the CPU and, when one is there, on CUDA.
+``ssim-visible`` and ``no-reference-quality`` (BRISQUE), on the CPU and, when one is there, on CUDA.
 The baseline computes the same PSNR and SSIM values the usual way: a Python loop over frames
 calling scikit-image's ``peak_signal_noise_ratio`` on the visible pixels and
 ``structural_similarity(full=True)`` averaged over the eroded visibility mask. The script
@@ -33,7 +33,7 @@ SECTION = "## Reward"
 TERMS = [
     {"kind": "psnr-visible"},
     {"kind": "ssim-visible"},
-    {"kind": "image-quality", "model": "brisque"},
+    {"kind": "no-reference-quality", "model": "brisque"},
 ]
 
 
@@ -162,7 +162,7 @@ def write_results(text: str, args: argparse.Namespace, check: dict, load: str) -
     section = f"""{SECTION}
 
 The composite reward of `devis_core.rewards` with the offline terms (`psnr-visible`,
-`ssim-visible`, `image-quality` with `model: brisque`) on one sampling group, against a
+`ssim-visible`, `no-reference-quality` with `model: brisque`) on one sampling group, against a
 per-frame Python loop computing the same PSNR and SSIM values with scikit-image
 (`peak_signal_noise_ratio` on the visible pixels, `structural_similarity(full=True)` averaged
 over the mask eroded by a 7x7 square), as `benchmarks/reward.py` writes them.

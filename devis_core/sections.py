@@ -60,13 +60,14 @@ class TrainingSection(BaseModel):
     groups_per_round: int = Field(
         32, ge=1, description="Groups (source video + target motion) per round (the paper: 32)."
     )
-    sampling: Literal["devis", "vanilla"] = Field(
-        "devis",
-        description="devis: each sample runs the accumulator with its own K in [k_min, k_max] "
-        "and unequal increments (Eq. 14); vanilla: one step (K = 1), only the noise differs.",
+    sampling: Literal["accumulated", "one-step"] = Field(
+        "accumulated",
+        description="How a group's videos are drawn. accumulated (DEVIS-GRPO): each runs the "
+        "accumulator with its own K in [k_min, k_max] and unequal increments (Eq. 14); "
+        "one-step (Vanilla-GRPO): one generation (K = 1), only the noise differs.",
     )
-    k_min: int = Field(1, ge=1, description="Smallest step count K of a DEVIS sample.")
-    k_max: int = Field(3, ge=1, description="Largest step count K of a DEVIS sample.")
+    k_min: int = Field(1, ge=1, description="Smallest step count K of an accumulated sample.")
+    k_max: int = Field(3, ge=1, description="Largest step count K of an accumulated sample.")
     same_noise: bool = Field(
         False, description="Every sample of a group starts from the same initial noise."
     )

@@ -202,7 +202,7 @@ class GRPOVsVanillaSuite(TrainingSuite):
 
     name = "grpo-vs-vanilla"
     title = "DEVIS-GRPO vs Vanilla-GRPO"
-    methods = {DEVIS_GRPO: [], "Vanilla-GRPO": ["training.sampling=vanilla"]}
+    methods = {DEVIS_GRPO: [], "Vanilla-GRPO": ["training.sampling=one-step"]}
     order = ["Vanilla-GRPO", DEVIS_GRPO]
     extra = ["seconds / iteration", "train minutes"]
     remarks = [

@@ -1,9 +1,9 @@
 """Sampling the groups of a training round (Eq. 14) and scoring them with the reward.
 
 A group is one dataset sample (a source video and its target motion) and ``G`` generated
-videos of it. With ``sampling: devis`` each video runs the configured accumulator with its own
-step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
-(:func:`~devis_core.geometry.random_shares` of the camera path); with ``vanilla`` each is one
+videos of it. With ``sampling: accumulated`` (DEVIS-GRPO) each video runs the configured
+accumulator with its own step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
+(:func:`~devis_core.geometry.random_shares` of the camera path); with ``one-step`` each is one
 generation from the one-step conditions. Every video has its own noise (its own seeded
 generator) unless ``same_noise`` is set. The backbone is wrapped in a
 :class:`RecordingBackbone`, so any accumulator runs unchanged while the stochastic rollout of
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -169,7 +169,7 @@ def sample_group(
     accumulator: Accumulator,
     depth: DepthEstimator,
     size: int,
-    mode: str,
+    mode: Literal["accumulated", "one-step"],
     k_range: tuple[int, int],
     same_noise: bool,
     seed_parts: tuple[object, ...],
@@ -186,14 +186,16 @@ def sample_group(
         noise = make_generator(noise_seed)
         recorder = RecordingBackbone(policy)
         with torch.no_grad():
-            if mode == "vanilla":
+            if mode == "one-step":
                 video = recorder.generate(group.conditions, noise)
-            else:
+            elif mode == "accumulated":
                 schedule = make_generator(derived_seed(*seed_parts, "increments", index, member))
                 increments = path.increments(random_shares(*k_range, schedule))
                 video = accumulator.run(
                     sample, recorder, depth, increments=increments, generator=noise
                 ).video
+            else:
+                raise ValueError(f"sampling must be 'accumulated' or 'one-step', got {mode!r}")
         group.members.append(GeneratedSample(video, recorder.records, len(recorder.records)))
     return group
 

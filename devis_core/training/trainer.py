@@ -98,8 +98,8 @@ class Trainer:
                 f"algorithm {entry.kind!r} does not subclass "
                 "devis_core.training.TrainingAlgorithm, so devis train cannot run it"
             )
-        if self.settings.sampling == "vanilla" and self.settings.same_noise:
-            raise UsageError("sampling: vanilla with same_noise gives identical videos per group")
+        if self.settings.sampling == "one-step" and self.settings.same_noise:
+            raise UsageError("sampling: one-step with same_noise gives identical videos per group")
         self.pipeline = Pipeline(config, registry)
         # peft draws fresh LoRA matrices from the global generator: seed it, so every process
         # (and a resumed run, before loading its checkpoint) builds the same adapter

@@ -132,7 +132,7 @@ def test_devis_groups_sample_real_samples(registry):
         policy=backbone,
         accumulator=registry.build("accumulator", {"kind": "bta", "bullet_frames": 1}),
         depth=registry.build("depth", {"kind": "carried"}),
-        size=3, mode="devis", k_range=(1, 3), same_noise=False, seed_parts=(0,),
+        size=3, mode="accumulated", k_range=(1, 3), same_noise=False, seed_parts=(0,),
     )  # fmt: skip
     assert [m.video.shape for m in group.members] == [plain.source.shape] * 3
     assert all(1 <= m.steps <= 3 for m in group.members)

@@ -154,7 +154,7 @@ def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
         ],
         registry,
     )
-    assert vanilla.training.sampling == "vanilla" and vanilla.training.warm_start.steps == 0
+    assert vanilla.training.sampling == "one-step" and vanilla.training.warm_start.steps == 0
     assert vanilla.backbone.lora.path.endswith("devis-grpo/warm_start.safetensors")
     assert (tmp_path / "plots" / "seconds-iteration.png").is_file()
     _assert_png(tmp_path / "plots" / "pixel-diversity.png")

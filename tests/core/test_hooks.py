@@ -115,7 +115,7 @@ def test_hook_devis_register_accumulators(registry, sample):
 
 
 def test_hook_devis_register_reward_terms(registry, sample):
-    assert {"psnr-visible", "ssim-visible", "lpips-source", "image-quality"} <= set(
+    assert {"psnr-visible", "ssim-visible", "lpips-source", "no-reference-quality"} <= set(
         _built_in(registry, "reward")
     )
     render, mask = _one_step(sample)

@@ -13,7 +13,7 @@ import skimage.data
 import torch
 
 from devis_core.types import RewardInputs
-from devis_plugins.image_quality.brisque import (
+from devis_plugins.no_reference_quality.brisque import (
     brisque_features,
     brisque_score,
     grey,
@@ -102,8 +102,8 @@ def test_brisque_ranks_a_clean_image_above_its_distorted_versions():
     assert scores[0] < scores[1] and scores[0] < scores[2]
 
 
-def test_offline_image_quality_reward_is_brisque_averaged_over_frames(registry):
-    term = registry.build("reward", {"kind": "image-quality", "model": "brisque"})
+def test_offline_no_reference_quality_reward_is_brisque_averaged_over_frames(registry):
+    term = registry.build("reward", {"kind": "no-reference-quality", "model": "brisque"})
     assert term.higher_is_better is False and term.default_range == (0.0, 100.0)
     videos = smooth_video(0, (2, 3, 3, 40, 56), noise=0.1)
     batch = RewardInputs(videos, videos, videos, torch.ones(2, 3, 40, 56, dtype=torch.bool))
@@ -112,4 +112,6 @@ def test_offline_image_quality_reward_is_brisque_averaged_over_frames(registry):
     for b in range(2):
         assert float(scores[b]) == pytest.approx(float(brisque_score(videos[b], model).mean()))
     with pytest.raises(ValueError, match="brisque needs no weights"):
-        registry.build("reward", {"kind": "image-quality", "model": "brisque", "weights_path": "x"})
+        registry.build(
+            "reward", {"kind": "no-reference-quality", "model": "brisque", "weights_path": "x"}
+        )

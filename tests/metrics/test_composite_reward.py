@@ -28,19 +28,19 @@ def test_composite_is_the_weighted_sum_of_clipped_normalised_terms(registry):
     entries = [
         {"kind": "psnr-visible", "weight": 0.5, "range": [20.0, 30.0]},
         {"kind": "ssim-visible", "weight": 2.0},
-        {"kind": "image-quality", "model": "brisque", "weight": 1.0},
+        {"kind": "no-reference-quality", "model": "brisque", "weight": 1.0},
     ]
     config = validate_config({"rewards": entries}, registry)
     reward = CompositeReward(config.rewards, registry)
     result = reward(_batch())
     psnr, ssim, quality = (
-        result.terms[k] for k in ("psnr-visible", "ssim-visible", "image-quality")
+        result.terms[k] for k in ("psnr-visible", "ssim-visible", "no-reference-quality")
     )
     expected_psnr = ((psnr.double() - 20) / 10).clamp(0, 1)
     expected_ssim = ssim.double().clamp(0, 1)  # the term's own range, [0, 1]
     expected_quality = 1 - (quality.double() / 100).clamp(0, 1)  # lower is better: flipped
     torch.testing.assert_close(result.normalised["psnr-visible"], expected_psnr)
-    torch.testing.assert_close(result.normalised["image-quality"], expected_quality)
+    torch.testing.assert_close(result.normalised["no-reference-quality"], expected_quality)
     total = 0.5 * expected_psnr + 2.0 * expected_ssim + 1.0 * expected_quality
     torch.testing.assert_close(result.total, total)
     assert expected_psnr[0] == 1.0 and result.invalid == []  # clipped at the top of the range

@@ -70,10 +70,11 @@ def test_imaging_quality_plumbing_with_random_musiq(registry, random_musiq):
     torch.testing.assert_close(values, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_image_quality_reward_with_random_musiq(registry, random_musiq, tmp_path):
+def test_no_reference_quality_reward_with_random_musiq(registry, random_musiq, tmp_path):
     _, checkpoint = random_musiq
     term = registry.build(
-        "reward", {"kind": "image-quality", "model": "musiq", "weights_path": str(checkpoint)}
+        "reward",
+        {"kind": "no-reference-quality", "model": "musiq", "weights_path": str(checkpoint)},
     )
     assert term.higher_is_better and term.default_range == (0.0, 1.0)
     bad = tmp_path / "not-musiq.pth"

@@ -25,4 +25,4 @@ def test_a_replaced_algorithm_keeps_the_group_size_and_epochs(registry):
 def test_a_method_may_still_set_its_own_budget(registry):
     algorithm = _algorithm(registry, ["algorithm={kind: sft, mode: best, num_generations: 5}"])
     assert (algorithm.kind, algorithm.num_generations, algorithm.num_iterations) == ("sft", 5, 2)
-    assert _algorithm(registry, ["training.sampling=vanilla"]).num_generations == 3
+    assert _algorithm(registry, ["training.sampling=one-step"]).num_generations == 3

@@ -36,7 +36,7 @@ def _group(pipeline, mode, k_range=(1, 2), same_noise=False, size=3):
 
 
 def test_devis_samples_have_their_own_steps_chains_and_noise(pipeline):
-    group = _group(pipeline, "devis", k_range=(1, 3), size=4)
+    group = _group(pipeline, "accumulated", k_range=(1, 3), size=4)
     frames = pipeline.dataset[0].num_frames
     for member in group.members:
         assert 1 <= member.steps <= 3 and len(member.chains) == member.steps
@@ -49,7 +49,7 @@ def test_devis_samples_have_their_own_steps_chains_and_noise(pipeline):
 
 
 def test_vanilla_samples_are_one_step_from_the_one_step_conditions(pipeline):
-    group = _group(pipeline, "vanilla")
+    group = _group(pipeline, "one-step")
     assert all(member.steps == 1 for member in group.members)
     assert all(member.chains[0][0] is group.conditions for member in group.members)
     assert not torch.allclose(group.members[0].video, group.members[1].video)
@@ -57,12 +57,12 @@ def test_vanilla_samples_are_one_step_from_the_one_step_conditions(pipeline):
 
 def test_same_noise_with_one_step_gives_equal_videos(pipeline):
     # K = 1 for everyone: same conditions, so shared noise must give the same video
-    group = _group(pipeline, "devis", k_range=(1, 1), same_noise=True)
+    group = _group(pipeline, "accumulated", k_range=(1, 1), same_noise=True)
     assert torch.equal(group.members[0].video, group.members[2].video)
 
 
 def test_rewards_compare_with_the_one_step_render(pipeline):
-    group = _group(pipeline, "vanilla", size=2)
+    group = _group(pipeline, "one-step", size=2)
     reward = CompositeReward([{"kind": "psnr-visible", "range": [0.0, 30.0]}], pipeline.registry)
     result = score_group(group, reward)
     assert result.total.shape == (2,) and torch.isfinite(result.total).all()

@@ -60,11 +60,11 @@ def test_short_run_logs_finite_losses_and_reward_statistics(tmp_path, registry):
 
 
 def test_groups_with_equal_rewards_train_nothing(tmp_path, registry):
-    # with vanilla sampling and a reward range nobody reaches, every reward is 0
+    # with one-step sampling and a reward range nobody reaches, every reward is 0
     data = training_data(
         str(tmp_path / "flat"),
         rewards=[{"kind": "psnr-visible", "range": [500.0, 600.0]}],
-        training={"sampling": "vanilla", "warm_start": {"steps": 0}},
+        training={"sampling": "one-step", "warm_start": {"steps": 0}},
     )
     trainer = Trainer(
         validate_config(data, registry), registry, world=World(), resume=None, progress=False

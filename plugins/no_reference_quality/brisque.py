@@ -75,7 +75,7 @@ def package_model_dir() -> Path:
     spec = importlib.util.find_spec("brisque")
     if spec is None or not spec.submodule_search_locations:
         raise MissingWeightsError(
-            "the offline image-quality model (BRISQUE) is read from the `brisque` package, "
+            "the offline no-reference-quality model (BRISQUE) is read from the `brisque` package, "
             "which is not installed: `pip install brisque` (a dependency of devis)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "models"

@@ -1,4 +1,4 @@
-"""Reward term ``image-quality``: per-frame no-reference image quality, averaged (Eq. 16).
+"""Reward term ``no-reference-quality``: per-frame no-reference image quality, averaged (Eq. 16).
 
 Two models. ``musiq`` is what the paper uses (VBench's imaging quality: MUSIQ trained on SPAQ,
 mean opinion score / 100; higher is better): it needs the checkpoint and the optional ``pyiqa``
@@ -20,10 +20,14 @@ import devis_core
 from devis_core.measures import as_batch, frame_chunks
 from devis_core.musiq import MUSIQScorer
 from devis_core.types import RewardInputs
-from devis_plugins.image_quality.brisque import BrisqueModel, brisque_score, load_brisque_model
+from devis_plugins.no_reference_quality.brisque import (
+    BrisqueModel,
+    brisque_score,
+    load_brisque_model,
+)
 
 
-class ImageQualityConfig(BaseModel):
+class NoReferenceQualityConfig(BaseModel):
     """Which no-reference quality model, and its weights."""
 
     model: Literal["musiq", "brisque"] = Field(
@@ -37,16 +41,16 @@ class ImageQualityConfig(BaseModel):
     frames_per_pass: int = Field(8, ge=1, description="MUSIQ only: frames scored at once.")
 
     @model_validator(mode="after")
-    def _weights_for_musiq_only(self) -> ImageQualityConfig:
+    def _weights_for_musiq_only(self) -> NoReferenceQualityConfig:
         if self.model == "brisque" and self.weights_path is not None:
             raise ValueError("weights_path is for model: musiq; brisque needs no weights")
         return self
 
 
-class ImageQuality:
+class NoReferenceQuality:
     """Per-frame no-reference image quality averaged over frames (MUSIQ or BRISQUE)."""
 
-    def __init__(self, config: ImageQualityConfig):
+    def __init__(self, config: NoReferenceQualityConfig):
         self.config = config
         if config.model == "musiq":
             self.higher_is_better = True
@@ -57,7 +61,7 @@ class ImageQuality:
             self.default_range = (0.0, 100.0)
             self._brisque = load_brisque_model()
 
-    def to(self, device: torch.device | str) -> ImageQuality:
+    def to(self, device: torch.device | str) -> NoReferenceQuality:
         if self.config.model == "musiq":
             self._musiq.to(device)
         else:
@@ -85,4 +89,4 @@ def brisque_video(video: torch.Tensor, model: BrisqueModel) -> torch.Tensor:
 
 @devis_core.hookimpl
 def devis_register_reward_terms(register):
-    register("image-quality", ImageQuality, ImageQualityConfig)
+    register("no-reference-quality", NoReferenceQuality, NoReferenceQualityConfig)
