@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from devis_core.files import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -31,5 +33,5 @@ def replace_section(title: str, section: str, path: Path = RESULTS) -> Path:
         content = content[: match.start()] + body + content[match.end() :]
     else:
         content = content.rstrip("\n") + "\n\n" + body
-    path.write_text(content.rstrip("\n") + "\n")
+    atomic_write_text(path, content.rstrip("\n") + "\n")
     return path

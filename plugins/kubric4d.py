@@ -17,9 +17,7 @@ so the ground-truth target frames are the renders of that view: no warped point 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,7 @@ from devis_core.datasets import (
     viewing_angle,
 )
 from devis_core.errors import UsageError
+from devis_core.files import atomic_write_text
 from devis_core.geometry import invert_rigid, pixel_grid
 from devis_core.types import ViewSynthesisSample
 
@@ -295,9 +294,7 @@ def load_or_draw_trajectories(path: Path, config: Kubric4DConfig) -> list[Trajec
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(payload, f, indent=1)
-        os.replace(f.name, path)
+        atomic_write_text(path, json.dumps(payload, indent=1))
     except OSError as error:
         raise UsageError(
             f"cannot write the drawn trajectories to {path} ({error}): set 'trajectories' to a "

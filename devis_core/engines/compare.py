@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from devis_core.config import apply_overrides, validate_config
 from devis_core.engines.tables import slug
 from devis_core.pipeline import Pipeline
+from devis_core.results import load_result, save_result
 from devis_core.types import SuiteContext, ViewSynthesisSample
 
 
@@ -49,7 +49,7 @@ def compare_variants(
         config = validate_config(data, context.registry, source=f"{source}, variant {variant!r}")
         key = {"config": json.loads(json.dumps(data, default=str)), "samples": samples}
         path = None if store is None else store / f"{slug(variant)}.json"
-        saved = stored_row(path, key)
+        saved = None if path is None else load_result(path, key)
         if saved is not None:
             names += [name for name in saved["metrics"] if name not in names]
             rows.append(saved["row"])
@@ -82,25 +82,8 @@ def compare_variants(
         )
         rows.append(row)
         if path is not None:
-            store_row(path, key, list(values), row)
+            save_result(path, key, {"metrics": list(values), "row": row})
     return names, rows
-
-
-def stored_row(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
-    """A finished row saved at ``path`` for the same ``key``; None when absent or stale."""
-    if path is None or not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    return saved if saved.get("key") == key else None
-
-
-def store_row(path: Path, key: dict[str, Any], metrics: list[str], row: dict[str, Any]) -> None:
-    """Save a finished row (written then renamed: an interrupted write leaves no row)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    document = {"key": key, "metrics": metrics, "row": row}
-    staging.write_text(json.dumps(document, indent=2) + "\n")  # NaN stays NaN (Python reads it)
-    os.replace(staging, path)
 
 
 def finite_mean(values: Sequence[float]) -> float:

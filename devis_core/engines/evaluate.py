@@ -32,6 +32,7 @@ from devis_core.config import (
 )
 from devis_core.engines.tables import json_safe, markdown_table, write_tables
 from devis_core.errors import UsageError
+from devis_core.files import atomic_write_text
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
 from devis_core.types import SuiteResult, ViewSynthesisSample
@@ -48,7 +49,7 @@ def evaluate_pipeline(config: PipelineBase, registry: Registry, *, progress: boo
     output.mkdir(parents=True, exist_ok=True)
     resolved = dump_config(config, registry)
     _check_same_run(output / "config.yaml", resolved)
-    (output / "config.yaml").write_text(to_yaml(resolved))
+    atomic_write_text(output / "config.yaml", to_yaml(resolved))
 
     raw = {k: v for k, v in config.model_dump(mode="json").items() if k != PROVENANCE_KEY}
     methods = config.evaluation.methods or {config.name or DEFAULT_METHOD: []}
@@ -107,7 +108,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     text = path.read_text()
     complete, _, partial = text.rpartition("\n")
     if partial:  # the last write never finished: drop it so appends start on a fresh line
-        path.write_text(complete + "\n" if complete else "")
+        atomic_write_text(path, complete + "\n" if complete else "")
     records = []
     for number, line in enumerate(complete.splitlines(), start=1):
         if not line.strip():

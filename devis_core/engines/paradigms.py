@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,9 +32,9 @@ from devis_core.engines.compare import finite_mean
 from devis_core.engines.evaluate import read_records
 from devis_core.engines.tables import slug
 from devis_core.engines.train import train_pipeline
-from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
+from devis_core.results import load_result, save_result
 from devis_core.rewards import CompositeReward
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
 from devis_core.training.sampling import CachedSourceDepth, one_step_conditions, sample_group
@@ -214,20 +213,10 @@ def _entry_name(entry: str | dict[str, Any]) -> str:
 def _finished(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
     """Saved scores of the same config and held-out settings; a different one is refused
     (its training run could not be resumed either)."""
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved.get("key") != key:
-        raise UsageError(
-            f"{path} holds results of another config or held-out setting: run into another "
-            "--output, or delete that folder to recompute it"
-        )
-    return saved["scores"]
+    saved = load_result(path, key, refuse_other="config or held-out setting")
+    return None if saved is None else saved["scores"]
 
 
 def _saved(path: Path, key: dict[str, Any], scores: dict[str, float]) -> dict[str, float]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps({"key": key, "scores": scores}, indent=2) + "\n")
-    os.replace(staging, path)
+    save_result(path, key, {"scores": scores})
     return scores

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from devis_core.config import PipelineBase, dump_config, to_yaml
 from devis_core.engines.tables import json_safe
 from devis_core.errors import UsageError
+from devis_core.files import atomic_write_text
 from devis_core.media import save_comparison, write_mask_video, write_video
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
@@ -28,7 +29,7 @@ def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = T
     pipeline = Pipeline(config, registry)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.yaml").write_text(to_yaml(dump_config(config, registry)))
+    atomic_write_text(output / "config.yaml", to_yaml(dump_config(config, registry)))
 
     dataset = pipeline.dataset
     if config.run.sample >= len(dataset):
@@ -75,5 +76,5 @@ def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = T
     metrics.update(
         {name: json_safe(value) for name, value in pipeline.score(sample, video).items()}
     )
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return output

@@ -6,11 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from devis_core.files import atomic_path, atomic_write_text
 from devis_core.types import SuiteResult
 
 
@@ -42,11 +42,11 @@ def markdown_table(result: SuiteResult) -> str:
 
 
 def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
-    """Write ``table.md``, ``table.csv`` and ``table.json`` into ``directory``."""
+    """Write ``table.md``, ``table.csv`` and ``table.json`` into ``directory`` (each atomically)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {kind: directory / f"table.{kind}" for kind in ("md", "csv", "json")}
-    paths["md"].write_text(markdown_table(result))
-    with paths["csv"].open("w", newline="") as handle:
+    atomic_write_text(paths["md"], markdown_table(result))
+    with atomic_path(paths["csv"]) as staging, staging.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=result.columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(result.rows)
@@ -56,7 +56,7 @@ def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
         "rows": [{k: json_safe(v) for k, v in row.items()} for row in result.rows],
         "notes": result.notes,
     }
-    paths["json"].write_text(json.dumps(document, indent=2) + "\n")
+    atomic_write_text(paths["json"], json.dumps(document, indent=2) + "\n")
     return paths
 
 
@@ -106,9 +106,8 @@ def write_plots(result: SuiteResult, directory: Path) -> list[Path]:
         figure.tight_layout()
         path = directory / "plots" / f"{slug(column)}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.stem}.tmp.png")
-        figure.savefig(staging, dpi=100)
+        with atomic_path(path) as staging:
+            figure.savefig(staging, dpi=100)
         plt.close(figure)
-        os.replace(staging, path)
         written.append(path)
     return written

@@ -1,24 +1,23 @@
 """Checkpoints of a training run, written so that a crash at any moment leaves a complete one.
 
 ``checkpoints/round-NNNNN/`` holds the LoRA (``lora.safetensors``) and ``state.pt`` (optimizer,
-scheduler, torch / Python / NumPy RNG states, the next round). It is written into a temporary
-directory and renamed into place, then ``checkpoints/latest`` (the name of the newest complete
-one) is replaced by rename, then the previous checkpoint is removed.
+scheduler, torch / Python / NumPy RNG states, the next round). It is written into a staging
+directory, fsync'ed and renamed into place, then ``checkpoints/latest`` (the name of the newest
+complete one) is replaced the same way, then the previous checkpoint is removed
+(:mod:`devis_core.files`).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from devis_core.files import atomic_directory, atomic_path, atomic_write_text
 from devis_core.types import Policy
 
 CHECKPOINTS = "checkpoints"
@@ -58,28 +57,23 @@ def save_checkpoint(
     """Write a new checkpoint directory, then switch ``latest`` to it (atomic renames)."""
     root = directory / CHECKPOINTS
     name = f"round-{next_round:05d}"
-    staging = root / f".{name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    policy.save_lora(staging / FINAL_LORA)
-    state = {
-        "next_round": next_round,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "round_seed": round_seed,
-        },
-    }
-    torch.save(state, staging / STATE)
     previous = latest_checkpoint(directory)
     target = root / name
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    with replacing(root / LATEST) as pointer:
-        pointer.write_text(name)
+    with atomic_directory(target) as staging:
+        policy.save_lora(staging / FINAL_LORA)
+        state = {
+            "next_round": next_round,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "round_seed": round_seed,
+            },
+        }
+        torch.save(state, staging / STATE)
+    atomic_write_text(root / LATEST, name)
     if previous is not None and previous != target:
         shutil.rmtree(previous, ignore_errors=True)
 
@@ -102,21 +96,13 @@ def load_checkpoint(
     return int(state["next_round"])
 
 
-@contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix) to write, renamed onto ``path`` after."""
-    staging = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    yield staging
-    os.replace(staging, path)
-
-
 def save_lora(policy: LoraPolicy, path: Path) -> None:
     """The adapter's weights at ``path``, written atomically."""
-    with replacing(path) as staging:
+    with atomic_path(path) as staging:
         policy.save_lora(staging)
 
 
 def copy_atomically(source: Path, path: Path) -> None:
     """``source`` copied to ``path`` atomically."""
-    with replacing(path) as staging:
+    with atomic_path(path) as staging:
         shutil.copyfile(source, staging)

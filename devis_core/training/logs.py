@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from devis_core.engines.evaluate import read_records
-from devis_core.training.checkpoints import replacing
+from devis_core.files import atomic_path, atomic_write_text
 from devis_core.training.sampling import Group, RoundRewards
 
 METRICS = "metrics.jsonl"
@@ -42,7 +42,7 @@ class RunLog:
             return
         records = read_records(self.directory / METRICS) if resumed else []
         kept = [r for r in records if r.get("round", -1) < next_round]
-        (self.directory / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write_text(self.directory / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
         self.history = [r for r in kept if r.get("event") == "round"]
         if tensorboard:
             self._board = _tensorboard_writer(self.directory / "tensorboard")
@@ -128,6 +128,6 @@ def plot_rewards(history: Sequence[dict[str, Any]], path: Path) -> None:
     axes.set_ylabel("composite reward")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    with replacing(path) as staging:
+    with atomic_path(path) as staging:
         figure.savefig(staging, dpi=100)
     plt.close(figure)
