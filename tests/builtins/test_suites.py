@@ -21,11 +21,12 @@ from devis_core.cli import main
 from devis_core.config import validate_config
 from devis_core.engines import paradigms
 from devis_core.engines.ablate import run_suite
-from devis_core.engines.reproduce import TABLE1_METRICS, toy_training_config
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
+from devis_plugins.paper_suites.assets import TABLE1_METRICS, toy_training_config
 
 ROOT = Path(__file__).resolve().parents[2]
+PAPER_SUITES = "devis_plugins.paper_suites"
 SMALL = ["dataset.frames=6", "dataset.height=32", "dataset.width=48", "samples=1"]
 TINY_TRAINING = [
     "held_out=1",
@@ -275,18 +276,18 @@ def test_paper_scale_lists_only_what_is_missing_and_exits_2(tmp_path, capsys):
 
 
 def test_the_toy_training_config_ships_inside_the_package(registry):
-    packaged = resources.files("devis_core").joinpath("presets/grpo-tiny.yaml")
+    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-tiny.yaml")
     assert packaged.is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "presets/*.yaml" in package_data["package-data"]["devis_core"]
+    assert "presets/*.yaml" in package_data["package-data"][PAPER_SUITES]
     config = validate_config(toy_training_config(), registry)
     assert config.algorithm.kind == "grpo" and config.training.warm_start.steps > 0
     assert config.backbone.kind == "trajectorycrafter" and config.backbone.lora is not None
 
 
 def test_the_packaged_training_config_is_the_repository_demo():
-    packaged = resources.files("devis_core").joinpath("presets/grpo-tiny.yaml").read_text()
+    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-tiny.yaml").read_text()
     assert packaged == (ROOT / "configs" / "grpo-tiny.yaml").read_text(), (
-        "configs/grpo-tiny.yaml and devis_core/presets/grpo-tiny.yaml must stay identical: "
-        "copy one onto the other"
+        "configs/grpo-tiny.yaml and plugins/paper_suites/presets/grpo-tiny.yaml must stay "
+        "identical: copy one onto the other"
     )

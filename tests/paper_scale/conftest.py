@@ -21,10 +21,10 @@ import torch
 
 from devis_core.config import read_yaml, to_yaml
 from devis_core.engines.ablate import run_suite
-from devis_core.engines.reproduce import PaperAssets, toy_training_config
 from devis_core.plugins import load_registry
 from devis_core.registry import Registry
 from devis_core.types import SuiteResult
+from devis_plugins.paper_suites.assets import PaperAssets, toy_training_config
 from tests.fixtures.real_formats import (
     write_depthsplat_exports,
     write_dl3dv,

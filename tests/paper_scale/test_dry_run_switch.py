@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from devis_core.config import to_yaml
-from devis_core.engines.reproduce import DRY_RUN_BACKBONE, PaperAssets
 from devis_core.errors import UsageError
+from devis_plugins.paper_suites.assets import DRY_RUN_BACKBONE, PaperAssets
 from tests.paper_scale.conftest import run_dry
 
 pytestmark = pytest.mark.paper_scale

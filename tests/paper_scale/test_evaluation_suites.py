@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from devis_core.engines.reproduce import TABLE1_METRICS
+from devis_plugins.paper_suites.assets import TABLE1_METRICS
 from tests.paper_scale.conftest import (
     PaperData,
     Training,

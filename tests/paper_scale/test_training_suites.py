@@ -16,8 +16,8 @@ import pytest
 from safetensors.torch import load_file
 
 from devis_core.engines.evaluate import read_records
-from devis_core.engines.reproduce import DRY_RUN_BACKBONE
 from devis_core.training import FINAL_LORA, METRICS, WARM_START_LORA
+from devis_plugins.paper_suites.assets import DRY_RUN_BACKBONE
 from tests.paper_scale.conftest import (
     TRAINING_BUDGET,
     PaperData,

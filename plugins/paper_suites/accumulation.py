@@ -28,10 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-import devis_core
 from devis_core.config import apply_overrides
 from devis_core.engines.compare import compare_variants
-from devis_core.engines.reproduce import (
+from devis_core.errors import UsageError
+from devis_core.types import SuiteContext, SuiteResult
+from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
     TOY_BACKBONE,
     TOY_DATASET,
@@ -43,8 +44,6 @@ from devis_core.engines.reproduce import (
     toy_training_config,
     with_defaults,
 )
-from devis_core.errors import UsageError
-from devis_core.types import SuiteContext, SuiteResult
 
 STRATEGIES = {
     "Baseline (direct)": "direct",
@@ -178,8 +177,3 @@ class AccumulationSuite:
             "accumulation",
             "Kubric-4D, TrajectoryCrafter and DepthCrafter weights, the LoRA and an accelerator",
         )
-
-
-@devis_core.hookimpl
-def devis_register_suites(register):
-    register("accumulation", AccumulationSuite, AccumulationSuiteConfig)

@@ -36,11 +36,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-import devis_core
 from devis_core.config import PipelineBase, apply_overrides, validate_config
 from devis_core.engines.compare import finite_mean
 from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
-from devis_core.engines.reproduce import (
+from devis_core.types import SuiteContext, SuiteResult
+from devis_plugins.paper_suites.assets import (
     PAPER_SCHEDULE,
     SCALE_DESCRIPTION,
     MetricWeights,
@@ -49,7 +49,6 @@ from devis_core.engines.reproduce import (
     metric_entries,
     training_config,
 )
-from devis_core.types import SuiteContext, SuiteResult
 
 DEVIS_GRPO = "DEVIS-GRPO"
 
@@ -251,9 +250,3 @@ def _budget(config: PipelineBase) -> str:
     rounds, groups = config.training.rounds, config.training.groups_per_round
     size = config.algorithm.num_generations
     return f"{rounds} rounds x {groups} groups x {size} samples = {rounds * groups * size} videos"
-
-
-@devis_core.hookimpl
-def devis_register_suites(register):
-    register("grpo-vs-vanilla", GRPOVsVanillaSuite, GRPOVsVanillaConfig)
-    register("paradigms", ParadigmsSuite, TrainingSuiteConfig)

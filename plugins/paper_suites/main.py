@@ -29,10 +29,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-import devis_core
 from devis_core.config import apply_overrides
 from devis_core.engines.compare import compare_variants
-from devis_core.engines.reproduce import (
+from devis_core.engines.tables import slug
+from devis_core.types import SuiteContext, SuiteResult
+from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
     TABLE1_METRICS,
     TOY_BACKBONE,
@@ -46,8 +47,6 @@ from devis_core.engines.reproduce import (
     toy_training_config,
     with_defaults,
 )
-from devis_core.engines.tables import slug
-from devis_core.types import SuiteContext, SuiteResult
 
 EVERY_SAMPLE = 2**31
 """A sample count larger than any dataset: the paper's protocols use every sample."""
@@ -176,8 +175,3 @@ class MainSuite:
         missing.raise_if_any(
             "main", "the datasets, the model and metric weights, the LoRA and an accelerator"
         )
-
-
-@devis_core.hookimpl
-def devis_register_suites(register):
-    register("main", MainSuite, MainSuiteConfig)

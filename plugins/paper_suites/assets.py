@@ -8,10 +8,11 @@
   stand in for every checkpoint (a dry run of the paper-scale path on a CPU);
 - :class:`MetricWeights` and :func:`metric_entries`: the paper's metrics, the weight-free ones
   always and the network ones when their weights are configured (else reported as skipped);
-- :func:`toy_training_config`: the tiny training config shipped inside the package, because
+- :func:`toy_training_config`: the tiny training config shipped inside this package, because
   the repository's ``configs/`` folder is not installed by ``pip install``.
 
-The entries name components by their registered names only: the core imports no plugin.
+The entries name components by their registered names only: the suites import no other plugin.
+It lives here, not in the core, because it names built-in kinds: the core names none.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def with_defaults(entry: dict[str, Any], default: dict[str, Any]) -> dict[str, A
 
 def toy_training_config() -> dict[str, Any]:
     """The packaged copy of ``configs/grpo-tiny.yaml`` (warm start, then DEVIS-GRPO, tiny)."""
-    text = resources.files("devis_core").joinpath("presets/grpo-tiny.yaml").read_text()
-    return parse_yaml(text, source="devis_core/presets/grpo-tiny.yaml")
+    preset = resources.files("devis_plugins.paper_suites").joinpath("presets/grpo-tiny.yaml")
+    return parse_yaml(preset.read_text(), source=str(preset))
 
 
 def training_config(path: Path | None) -> dict[str, Any]:
