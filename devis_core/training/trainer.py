@@ -91,7 +91,10 @@ class Trainer:
             )
         entry = config.algorithm
         if entry is None:
-            raise UsageError("devis train needs an `algorithm` section, e.g. {kind: grpo}")
+            names = ", ".join(registry.names("algorithm")) or "(none installed)"
+            raise UsageError(
+                f"devis train needs an `algorithm` section ({{kind: NAME}}); registered: {names}"
+            )
         self.algorithm = registry.build("algorithm", entry)
         if not isinstance(self.algorithm, TrainingAlgorithm):
             raise UsageError(

@@ -167,3 +167,11 @@ def test_round_gradient_is_the_loss_gradient_and_leaves_the_weights(tmp_path, re
     assert all(p.grad is None for p in trainer.parameters)
     again, _ = trainer.round_gradient(0)  # same round, same seeds: the same samples
     torch.testing.assert_close(again, gradient)
+
+
+def test_a_config_without_algorithm_is_refused_naming_the_installed_ones(tmp_path, registry):
+    data = training_data(str(tmp_path / "run"))
+    del data["algorithm"]
+    config = validate_config(data, registry)
+    with pytest.raises(UsageError, match=r"algorithm.*registered: dpo, grpo, sft"):
+        Trainer(config, registry, world=World(), resume=None, progress=False)
