@@ -31,9 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from devis_core.diffusion import ddim_posterior, gaussian_log_prob  # noqa: E402
 from devis_core.types import Conditions  # noqa: E402
 from devis_plugins.trajectorycrafter.config import LoraSettings, TrajectoryCrafterConfig  # noqa: E402
+from devis_plugins.trajectorycrafter.diffusion import ddim_posterior, gaussian_log_prob  # noqa: E402
 from devis_plugins.trajectorycrafter.lora import add_lora, lora_parameters  # noqa: E402
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel  # noqa: E402
 from devis_plugins.trajectorycrafter.policy import TrajectoryCrafterBackbone  # noqa: E402

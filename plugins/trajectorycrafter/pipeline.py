@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from devis_core.diffusion import DDIMSchedule
 from devis_core.types import Conditions
+from devis_plugins.trajectorycrafter.diffusion import DDIMSchedule
 from devis_plugins.trajectorycrafter.loading import Components
 
 VAE_ENCODE_CHUNK_FRAMES = 4

@@ -3,7 +3,7 @@
 ``generate`` is TrajectoryCrafter's sampler (DDIM, eta 0). ``rollout`` samples with
 ``eta > 0`` and records every step that has a density: the latent before and after, the
 Gaussian mean and standard deviation and the log-probability (element mean, float32) under
-the DDIM posterior for v-prediction (:mod:`devis_core.diffusion`). ``log_prob`` recomputes the
+the DDIM posterior for v-prediction (:mod:`.diffusion`). ``log_prob`` recomputes the
 same quantities under the current weights, with the same classifier-free guidance, so that
 GRPO's ratio is exactly 1 before the first update. ``v_prediction_error`` is the supervised
 loss SFT and Diffusion-DPO need.
@@ -21,17 +21,17 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import Tensor
 
-from devis_core.diffusion import (
+from devis_core.errors import UsageError
+from devis_core.types import Conditions, Rollout, RolloutStep
+from devis_plugins.trajectorycrafter import lora
+from devis_plugins.trajectorycrafter.config import LoraSettings, TrajectoryCrafterConfig
+from devis_plugins.trajectorycrafter.diffusion import (
     ddim_posterior,
     ddim_step,
     gaussian_log_prob,
     noisy_sample_and_v_target,
     standard_normal,
 )
-from devis_core.errors import UsageError
-from devis_core.types import Conditions, Rollout, RolloutStep
-from devis_plugins.trajectorycrafter import lora
-from devis_plugins.trajectorycrafter.config import LoraSettings, TrajectoryCrafterConfig
 from devis_plugins.trajectorycrafter.loading import Components, build_components, save_components
 from devis_plugins.trajectorycrafter.pipeline import EncodedConditions, TrajectoryCrafterPipeline
 from devis_plugins.trajectorycrafter.presets import preset_for

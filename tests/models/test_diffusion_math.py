@@ -1,4 +1,4 @@
-"""DDIM-with-eta posterior math (devis_core.diffusion) against closed forms and diffusers."""
+"""DDIM-with-eta posterior math (trajectorycrafter.diffusion): closed forms and diffusers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from devis_core.diffusion import (
+from devis_plugins.trajectorycrafter.diffusion import (
     DDIMSchedule,
     ddim_posterior,
     ddim_sigma,

@@ -1,4 +1,4 @@
-"""DDIM with ``eta > 0`` as a Gaussian policy: the posterior math any diffusion backbone reuses.
+"""DDIM with ``eta > 0`` as a Gaussian policy: the posterior math of TrajectoryCrafter's sampler.
 
 A DDIM step from ``x_t`` to ``x_prev`` with noise weight ``eta`` draws
 ``x_prev ~ N(mean, sigma^2 I)``. For a model that predicts ``v`` (v-prediction, as CogVideoX
