@@ -81,6 +81,23 @@ def reproject(
     return Reprojection(warped[:, :3], mask, warped[:, 3] * mask)
 
 
+def one_step_conditions(
+    sample: ViewSynthesisSample, source_depth: torch.Tensor, *, clean: bool = False
+) -> Conditions:
+    """What the one-step generator sees (Eq. 1-2): the source reprojected by the whole motion
+    to the target cameras, with the source as reference.
+
+    The one place this is computed: the ``direct`` strategy generates from it, rewards compare
+    with its render, training scores chains under it, and ``*-nocc`` metrics use its mask.
+    """
+    shown = reproject(
+        sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c, clean=clean
+    )
+    return Conditions(
+        shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
+    )
+
+
 Position = Motion | float
 """Where a camera is on the way to the target: an orbit :class:`Motion` for samples that have
 one, else the fraction of the way from the source camera to the target camera."""

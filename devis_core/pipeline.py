@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import torch
 
+from devis_core.accumulation import one_step_conditions
 from devis_core.config import PipelineBase
 from devis_core.devices import resolve_device
 from devis_core.errors import UsageError
@@ -225,16 +226,11 @@ class Pipeline:
 
     def visibility(self, sample: ViewSynthesisSample) -> torch.Tensor:
         """Where the source, reprojected to the target camera in one step, lands (``*-nocc``)."""
-        from devis_core.geometry import forward_warp
-
         sample = sample.to(self.device)
         depth = sample.source_depth
         if depth is None:
             depth = self.depth.estimate(sample.source, sample)
-        _, mask = forward_warp(
-            sample.source, depth, sample.K, sample.source_w2c, sample.K, sample.target_w2c
-        )
-        return mask
+        return one_step_conditions(sample, depth).mask
 
     def score(self, sample: ViewSynthesisSample, video: torch.Tensor) -> dict[str, float]:
         """Every configured metric of ``video`` against the sample's ground truth."""

@@ -12,12 +12,11 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.accumulation import reproject
+from devis_core.accumulation import one_step_conditions
 from devis_core.geometry import Motion
 from devis_core.types import (
     AccumulationResult,
     Backbone,
-    Conditions,
     DepthEstimator,
     ViewSynthesisSample,
 )
@@ -46,17 +45,7 @@ class DirectAccumulator:
         generator: torch.Generator | None = None,
     ) -> AccumulationResult:
         source_depth = depth.estimate(sample.source, sample)
-        shown = reproject(
-            sample.source,
-            source_depth,
-            sample.K,
-            sample.source_w2c,
-            sample.target_w2c,
-            clean=self.config.clean,
-        )
-        conditions = Conditions(
-            shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
-        )
+        conditions = one_step_conditions(sample, source_depth, clean=self.config.clean)
         video = backbone.generate(conditions, generator)
         return AccumulationResult(video=video, conditions=conditions, generator_calls=1)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from devis_core.accumulation import one_step_conditions
 from devis_core.config import PipelineBase, apply_overrides, validate_config
 from devis_core.engines.compare import finite_mean
 from devis_core.engines.evaluate import read_records
@@ -37,7 +38,7 @@ from devis_core.registry import Registry
 from devis_core.results import load_result, save_result
 from devis_core.rewards import CompositeReward
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
-from devis_core.training.sampling import CachedSourceDepth, one_step_conditions, sample_group
+from devis_core.training.sampling import CachedSourceDepth, sample_group
 from devis_core.types import RewardInputs
 
 WARM_START = "warm start"
@@ -175,7 +176,7 @@ def one_step_scores(
     for index in range(min(held_out.samples, len(pipeline.dataset))):
         sample = pipeline.dataset[index].to(pipeline.device)
         depth = CachedSourceDepth(pipeline.depth, sample)  # estimated once per scene
-        cond = one_step_conditions(sample, depth)
+        cond = one_step_conditions(sample, depth.estimate(sample.source, sample))
         with torch.no_grad():
             video = pipeline.backbone.generate(cond, make_generator(index))
         inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 
 from devis_core import distributed
-from devis_core.accumulation import CameraPath, reproject
+from devis_core.accumulation import CameraPath, one_step_conditions
 from devis_core.distributed import World
 from devis_core.geometry import random_shares
 from devis_core.pipeline import make_generator
@@ -110,15 +110,6 @@ class Group:
     rewards: RewardResult | None = None
 
 
-def one_step_conditions(sample: ViewSynthesisSample, depth: DepthEstimator) -> Conditions:
-    """The source reprojected to the target cameras, with the source as reference."""
-    source_depth = depth.estimate(sample.source, sample)
-    shown = reproject(sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c)
-    return Conditions(
-        shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
-    )
-
-
 def one_step_chain(
     policy: Policy, conditions: Conditions, rollout: Rollout, steps: list[int]
 ) -> Rollout:
@@ -179,7 +170,7 @@ def sample_group(
     The source's depth is estimated once for the group (:class:`CachedSourceDepth`).
     """
     depth = CachedSourceDepth(depth, sample)
-    group = Group(index, sample, one_step_conditions(sample, depth))
+    group = Group(index, sample, one_step_conditions(sample, depth.estimate(sample.source, sample)))
     path = CameraPath(sample)
     for member in range(size):
         noise_seed = derived_seed(*seed_parts, "noise", index, 0 if same_noise else member)

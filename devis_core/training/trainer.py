@@ -28,6 +28,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from devis_core import distributed
+from devis_core.accumulation import one_step_conditions
 from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
 from devis_core.distributed import World
 from devis_core.errors import UsageError
@@ -50,7 +51,6 @@ from devis_core.training.sampling import (
     Group,
     RoundRewards,
     gather_rewards,
-    one_step_conditions,
     sample_group,
     score_group,
 )
@@ -232,7 +232,8 @@ class Trainer:
                 sample = sample.to(self.pipeline.device)
                 if sample.target is None:
                     raise UsageError(f"warm-start sample {sample.sample_id!r} has no target")
-                conditions = one_step_conditions(sample, self.pipeline.depth)
+                depth = self.pipeline.depth.estimate(sample.source, sample)
+                conditions = one_step_conditions(sample, depth)
                 generator = make_generator(derived_seed(self.config.seed, "warm", step, slot))
                 shape = self.policy.latent_shape(conditions)
                 timesteps = torch.randint(0, 1000, (1,), generator=generator)
