@@ -18,7 +18,7 @@ from devis_core.media import write_video
 from devis_plugins.dl3dv import DL3DVConfig, DL3DVDataset
 from devis_plugins.iphone import IPhoneConfig, IPhoneDataset
 from devis_plugins.kubric4d import Kubric4DConfig, Kubric4DDataset
-from devis_plugins.video_dataset import caption_file
+from devis_plugins.video import caption_file
 from tests.datasets.test_dl3dv import write_scene as write_dl3dv_scene
 from tests.datasets.test_iphone import write_sequence
 from tests.datasets.test_kubric4d import write_scene as write_kubric_scene
