@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from devis_core.config import parse_yaml, read_yaml
 from devis_core.errors import UsageError
@@ -164,6 +164,8 @@ class Missing:
 class PaperAssets(BaseModel):
     """Where the datasets and checkpoints of a paper-scale run are (docs/reproducing.md)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     models: Models = Field("full", description=MODELS_DESCRIPTION)
     dataset_changes: dict[DatasetName, dict[str, Any]] = Field(
         default_factory=dict,
@@ -280,6 +282,8 @@ class PaperAssets(BaseModel):
 
 class MetricWeights(BaseModel):
     """Weight files of the network metrics; a metric whose files are not set is skipped."""
+
+    model_config = ConfigDict(extra="forbid")
 
     lpips: Path | None = Field(None, description="LPIPS AlexNet trunk (alexnet-owt-7be5be79.pth).")
     amt: Path | None = Field(None, description="AMT-S checkpoint (motion smoothness).")

@@ -85,3 +85,11 @@ def test_a_dry_run_substitutes_the_tiny_models():
     (entry, depth) = changed.datasets(["kubric4d"])["Kubric-4D"]
     assert entry == {"kind": "kubric4d", "root": "k", "count": 100, "frames": 3}
     assert depth["preset"] == "full"
+
+
+@pytest.mark.parametrize(("section", "field"), [("paper", "model"), ("weights", "lpip")])
+def test_a_misspelt_paper_or_weights_key_is_an_error_naming_it(registry, section, field):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=rf"{section}\.{field}\n.*Extra inputs"):
+        registry.build("suite", {"kind": "main", section: {field: "x"}})
