@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from devis_core.geometry import (
 )
 from devis_core.geometry.depth import fill_from_nearest
 from devis_core.geometry.interpolation import arc_pose
+from devis_core.geometry.trajectory import shares_of
 from devis_core.types import (
     AccumulationResult,
     Backbone,
@@ -183,10 +183,7 @@ class CameraPath:
         """
         if self.orbit:
             return list(decompose_motion(self.sample.motion, weights))
-        if any(not (w > 0 and math.isfinite(w)) for w in weights) or not weights:
-            raise ValueError(f"weights must be positive and finite, got {list(weights)}")
-        total = math.fsum(weights)
-        return [w / total for w in weights]
+        return shares_of(weights)
 
     def cumulative(
         self,

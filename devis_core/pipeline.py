@@ -117,9 +117,7 @@ def reference_depth(video: torch.Tensor, sample: ViewSynthesisSample) -> torch.T
     In order: a generated video's render depth, the dataset's depth, the dataset's world points
     projected into the source cameras; None when the sample has none of them.
     """
-    if video is not sample.source and not (
-        video.shape == sample.source.shape and torch.equal(video, sample.source)
-    ):
+    if not sample.is_source(video):
         return None
     if sample.render_depth is not None:
         return sample.render_depth

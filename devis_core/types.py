@@ -71,6 +71,16 @@ class ViewSynthesisSample:
         """``(height, width)`` of the frames."""
         return int(self.source.shape[-2]), int(self.source.shape[-1])
 
+    def is_source(self, video: Tensor) -> bool:
+        """Whether ``video`` is this sample's source (the same tensor, or equal to it).
+
+        Depth that exists for the source only (the dataset's, an export, a render's) may be
+        used for ``video`` only then.
+        """
+        return video is self.source or (
+            video.shape == self.source.shape and torch.equal(video, self.source)
+        )
+
 
 @dataclass
 class Conditions:

@@ -66,9 +66,7 @@ class DepthSplatDepth:
                 "depth 'depthsplat' reads depth exported per dataset sample and needs the "
                 "sample; configure a depth estimator that runs on videos"
             )
-        if video is not sample.source and not (
-            video.shape == sample.source.shape and torch.equal(video, sample.source)
-        ):
+        if not sample.is_source(video):
             raise UsageError(
                 "depth 'depthsplat' has exported depth for source videos only, not for a "
                 "generated one (as RVA and ORA need): configure a depth estimator that runs on "

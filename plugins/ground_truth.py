@@ -38,9 +38,7 @@ class GroundTruthDepth:
                 "depth 'ground-truth' needs a dataset sample that ships depth; this one does "
                 "not: configure a depth estimator that runs on videos"
             )
-        if video is not sample.source and not (
-            video.shape == sample.source.shape and torch.equal(video, sample.source)
-        ):
+        if not sample.is_source(video):
             raise UsageError(
                 "depth 'ground-truth' exists only for the source video, not for a generated "
                 "one (as RVA and ORA need): configure a depth estimator that runs on any video"

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from devis_core.errors import UsageError
 from devis_core.geometry.cameras import project, transform_points
+from devis_core.geometry.depth import known_depth
 
 AlignmentMode = Literal["scale", "scale-shift-disparity"]
 
@@ -46,14 +47,9 @@ class DepthFit:
         """
         if self.mode == "scale":
             return depth * self.scale
-        known = _known(depth)
+        known = known_depth(depth)
         disparity = self.scale / torch.where(known, depth, 1.0) + self.shift
         return torch.where(known & (disparity > 0), 1.0 / disparity, 0.0)
-
-
-def _known(depth: Tensor) -> Tensor:
-    """Where depth is known: finite and positive (the project's convention)."""
-    return torch.isfinite(depth) & (depth > 0)
 
 
 def fit_depth(
@@ -72,7 +68,7 @@ def fit_depth(
             f"{tuple(reference.shape)}"
         )
     reference = reference.to(estimate.device)
-    both = _known(estimate) & _known(reference)
+    both = known_depth(estimate) & known_depth(reference)
     count = int(both.sum())
     if count == 0:
         raise UsageError(

@@ -30,13 +30,18 @@ def disparity_to_depth(
     return (10000.0 / scaled).clamp(near, far)
 
 
+def known_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Where depth is known: finite and positive (0 or non-finite means unknown)."""
+    return torch.isfinite(depth) & (depth > 0)
+
+
 def fill_from_nearest(depth: torch.Tensor) -> torch.Tensor:
     """Per frame, replace unknown depth (<= 0 or non-finite) by the nearest known pixel's.
 
     How depth carried by a render (known where points landed) covers the holes a generator
     painted: the nearest surface is the simplest depth consistent with invented colours.
     """
-    known = (torch.isfinite(depth) & (depth > 0)).cpu().numpy()
+    known = known_depth(depth).cpu().numpy()
     values = depth.detach().cpu().numpy()
     filled = np.empty_like(values)
     for index in range(values.shape[0]):

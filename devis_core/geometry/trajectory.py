@@ -44,6 +44,7 @@ from typing import Literal
 import torch
 
 from devis_core.geometry.cameras import world_to_camera
+from devis_core.geometry.depth import known_depth
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def centre_pivot_depth(depth: torch.Tensor, region: float = 0.1) -> float:
     rows, cols = max(1, round(height * region)), max(1, round(width * region))
     top, left = (height - rows) // 2, (width - cols) // 2
     for values in (frame[top : top + rows, left : left + cols], frame):
-        valid = values[torch.isfinite(values) & (values > 0)]
+        valid = values[known_depth(values)]
         if valid.numel():
             return float(valid.median())
     raise ValueError("frame 0 has no valid depth to place the pivot at")
@@ -209,6 +210,19 @@ def cumulative_motions(increments: Sequence[Motion]) -> list[Motion]:
     return running
 
 
+def shares_of(weights: Sequence[float]) -> list[float]:
+    """``weights`` divided by their sum: the fraction of the motion each increment covers.
+
+    Weights must be positive and finite, and there must be at least one.
+    """
+    if len(weights) == 0:
+        raise ValueError("need at least one weight")
+    if any(not (w > 0 and math.isfinite(w)) for w in weights):
+        raise ValueError(f"weights must be positive and finite, got {list(weights)}")
+    total = math.fsum(weights)
+    return [w / total for w in weights]
+
+
 def decompose_motion(delta: Motion, weights: Sequence[float]) -> list[Motion]:
     """Split ``delta`` into ``len(weights)`` increments with shares proportional to ``weights``.
 
@@ -216,12 +230,7 @@ def decompose_motion(delta: Motion, weights: Sequence[float]) -> list[Motion]:
     rounding is absorbed and :func:`compose_motion` of the result equals ``delta`` up to the last
     bit of each parameter.
     """
-    if len(weights) == 0:
-        raise ValueError("need at least one weight")
-    if any(not (w > 0 and math.isfinite(w)) for w in weights):
-        raise ValueError(f"weights must be positive and finite, got {list(weights)}")
-    total = math.fsum(weights)
-    increments = [delta * (w / total) for w in weights[:-1]]
+    increments = [delta * share for share in shares_of(weights)[:-1]]
     rest = compose_motion(increments)
     last = Motion(*(getattr(delta, f.name) - getattr(rest, f.name) for f in fields(Motion)))
     return [*increments, last]
