@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from devis_core.files import atomic_write_text
+from devis_core.toolkit.files import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -1,4 +1,4 @@
-"""Forward-warp benchmark: TrajectoryCrafter-style reference vs ``devis_core.geometry``.
+"""Forward-warp benchmark: TrajectoryCrafter-style reference vs ``devis_core.toolkit.geometry``.
 
 ``reference_forward_warp`` re-implements TrajectoryCrafter's ``Warper.forward_warp`` the way it is
 written there (one frame per call, per-pixel homogeneous 4x4 matmuls on (b, h, w, 4, 4) x
@@ -142,7 +142,7 @@ def reference_forward_warp(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """TrajectoryCrafter's warp of a video (T, 3, H, W), one frame per call as its demo does.
 
-    Same arguments and outputs as :func:`devis_core.geometry.forward_warp`. Faithful to the
+    Same arguments and outputs as :func:`devis_core.toolkit.geometry.forward_warp`. Faithful to the
     original also where the original is wrong: points behind the target camera are splatted
     (their depth weight is clamped to that of z = 0), and invalid depth poisons the frame.
     """
@@ -184,7 +184,7 @@ def make_inputs(
     scaled to the size; the target is a gradual orbit reaching theta = 15, phi = 40 degrees
     around the centre pixel's depth.
     """
-    from devis_core.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
+    from devis_core.toolkit.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
 
     gen = torch.Generator().manual_seed(seed)
     frames = torch.empty(n_frames, 3, height, width, dtype=dtype)
@@ -215,7 +215,7 @@ def make_inputs(
 
 def behind_target(inputs: dict[str, torch.Tensor]) -> int:
     """How many source points land behind the target camera (where the reference is wrong)."""
-    from devis_core.geometry import lift, relative_pose, transform_points
+    from devis_core.toolkit.geometry import lift, relative_pose, transform_points
 
     rel = relative_pose(inputs["w2c_src"], inputs["w2c_tgt"])
     behind = 0
@@ -247,7 +247,7 @@ def _peak_rss_gib(n_frames: int, height: int, width: int, backend: str) -> tuple
         "import re, torch, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "import warp as bench\n"
-        "from devis_core.geometry import forward_warp\n"
+        "from devis_core.toolkit.geometry import forward_warp\n"
         "def peak():\n"
         "    status = open('/proc/self/status').read()\n"
         "    print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
@@ -271,7 +271,7 @@ def _numba_first_call_s() -> list[tuple[float, float]]:
     """
     code = (
         "import time, torch\n"
-        "from devis_core.geometry import forward_warp\n"
+        "from devis_core.toolkit.geometry import forward_warp\n"
         "for dtype in (torch.float32, torch.float64):\n"
         "    args = (torch.rand(1, 3, 8, 8, dtype=dtype), torch.ones(1, 8, 8), torch.eye(3),\n"
         "            torch.eye(4), torch.eye(3), torch.eye(4))\n"
@@ -312,7 +312,7 @@ def _machine() -> str:
 
 def benchmark(sizes, devices, threads: list[int], ref_frames: int, repeats: int) -> list[dict]:
     """Time and check the reference and each backend for every size, device and thread count."""
-    from devis_core.geometry import forward_warp
+    from devis_core.toolkit.geometry import forward_warp
 
     has_numba = importlib.util.find_spec("numba") is not None
     rows = []
@@ -493,7 +493,8 @@ def write_results(
     verdict = textwrap.fill(f"**10x target on the CPU:** {_verdict(rows)}.", width=100)
     section = f"""{SECTION}
 
-`devis_core.geometry.forward_warp` against `reference_forward_warp` in `benchmarks/warp.py`, a
+`devis_core.toolkit.geometry.forward_warp` against `reference_forward_warp` in
+`benchmarks/warp.py`, a
 re-implementation of TrajectoryCrafter's `Warper.forward_warp` as written there (per-pixel 4x4
 matmuls, one frame per call, four `index_put_` splats into a padded canvas per buffer). Ours is
 timed with each backend: `torch` (PyTorch kernels, any device) and `numba` (compiled CPU kernels,

@@ -88,7 +88,8 @@ def devis_register_accumulators(register: Register) -> None:
     An accumulator reaches the target camera of a sample by one or more generation steps
     (ADEVIS, Eq. 7 of the paper). Its factory returns an object with
     ``run(sample, backbone, depth, *, increments=None, generator=None) -> AccumulationResult``:
-    ``increments`` is an optional list of :class:`~devis_core.geometry.Motion` that sums to the
+    ``increments`` is an optional list of :class:`~devis_core.toolkit.geometry.Motion` that sums to
+    the
     sample's motion (when omitted the strategy splits the motion by its own config), and the
     result carries the final video, the conditions of the last generation step (needed by
     RL training) and the number of generator calls.

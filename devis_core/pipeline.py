@@ -10,6 +10,7 @@ engine reprojects with aligned depth.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -17,14 +18,15 @@ from functools import cached_property
 from typing import Any, cast
 
 import torch
+from pydantic import BaseModel
 
-from devis_core.accumulation import one_step_conditions
 from devis_core.config import PipelineBase
 from devis_core.devices import resolve_device
 from devis_core.errors import UsageError
-from devis_core.geometry import AlignmentMode, DepthFit, fit_depth, sparse_depth
 from devis_core.registry import Registry
 from devis_core.slots import get_slot
+from devis_core.toolkit.accumulation import one_step_conditions
+from devis_core.toolkit.geometry import AlignmentMode, DepthFit, fit_depth, sparse_depth
 from devis_core.types import (
     AccumulationResult,
     Accumulator,
@@ -57,7 +59,7 @@ class _Observed:
 class AligningDepth:
     """A depth estimator whose estimates are fitted to the cameras' units.
 
-    Each estimate is fitted (:func:`~devis_core.geometry.fit_depth`) to the depth in camera
+    Each estimate is fitted (:func:`~devis_core.toolkit.geometry.fit_depth`) to the depth in camera
     units that the sample has for that video (:func:`reference_depth`). Without one, the
     estimate is returned as it is, on the assumption that the cameras are in the estimate's
     units (a user video whose orbit is set around the estimate's own pivot), and a warning
@@ -152,12 +154,23 @@ def place_on(component: Any, device: torch.device) -> Any:
 
 
 class Pipeline:
-    """The components of one pipeline config."""
+    """The components of one pipeline config.
 
-    def __init__(self, config: PipelineBase, registry: Registry):
+    ``shared`` is a dict that several pipelines pass to reuse each other's components: a
+    component whose config entry and device are the same is built once (the variants of an
+    evaluation share their dataset, depth model, backbone and metrics unless they change them).
+    """
+
+    def __init__(
+        self,
+        config: PipelineBase,
+        registry: Registry,
+        shared: dict[tuple[str, str, str], Any] | None = None,
+    ):
         self.config = config
         self.registry = registry
         self.device = resolve_device(config.device)
+        self._shared = {} if shared is None else shared
 
     def build(self, slot_name: str) -> Any:
         """Build the single component of a slot (``backbone``, ``depth``, ...)."""
@@ -169,7 +182,15 @@ class Pipeline:
                 f"this command needs a '{slot.config_key}' section in the config, "
                 f"e.g. {slot.config_key}: {{kind: ...}}; registered: {names}"
             )
-        return self._placed(self.registry.build(slot_name, entry))
+        return self._built(slot_name, entry)
+
+    def _built(self, slot_name: str, entry: Any) -> Any:
+        """The component of ``entry`` on this pipeline's device, built once per shared dict."""
+        data = entry.model_dump(mode="json") if isinstance(entry, BaseModel) else entry
+        key = (slot_name, json.dumps(data, sort_keys=True, default=str), str(self.device))
+        if key not in self._shared:
+            self._shared[key] = self._placed(self.registry.build(slot_name, entry))
+        return self._shared[key]
 
     def _placed(self, component: Any) -> Any:
         return place_on(component, self.device)
@@ -203,7 +224,7 @@ class Pipeline:
             while name in built:
                 count += 1
                 name = f"{entry.kind}#{count}"
-            built[name] = self._placed(self.registry.build("metric", entry))
+            built[name] = self._built("metric", entry)
         return built
 
     def synthesize(

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from devis_core.geometry import Motion
     from devis_core.registry import Registry
+    from devis_core.toolkit.geometry import Motion
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ViewSynthesisSample:
     ``target_w2c`` gives the target camera of every frame. ``motion`` is the same target as
     TrajectoryCrafter's relative motion ``(theta, phi, r, x, y)`` when the dataset knows it,
     orbiting ``pivot_depth`` with the ``trajectory`` mode of
-    :func:`~devis_core.geometry.orbit_trajectory`: accumulators split that motion into
+    :func:`~devis_core.toolkit.geometry.orbit_trajectory`: accumulators split that motion into
     increments. ``render_depth`` is set only on samples that describe a *generated* video (an
     accumulation step's ``V_{k-1}``): the depth of the reprojected points it was made from.
     ``points`` are world points ``(N, 3)`` in the cameras' units that the source cameras see (a
@@ -130,7 +130,7 @@ class DepthEstimator(Protocol):
     such as DepthCrafter's) says so with a class attribute ``relative_depth = True``; the
     attribute is optional and read with a default of False (metric, or in the cameras' units).
     The pipeline then fits each estimate to the sample's own depth before any reprojection
-    (``depth_alignment`` in the config; :mod:`devis_core.geometry.alignment`).
+    (``depth_alignment`` in the config; :mod:`devis_core.toolkit.geometry.alignment`).
 
     An estimator that has depth of dataset videos only (exported maps) says
     so with ``generated_videos = False`` (default True): accumulation steps then use the depth

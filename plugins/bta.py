@@ -25,7 +25,7 @@ import torch
 from pydantic import Field
 
 import devis_core
-from devis_core.accumulation import (
+from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
     Reprojection,

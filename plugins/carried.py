@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 import devis_core
 from devis_core.errors import UsageError
-from devis_core.geometry.depth import fill_from_nearest
+from devis_core.toolkit.geometry.depth import fill_from_nearest
 from devis_core.types import ViewSynthesisSample
 
 

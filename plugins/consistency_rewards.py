@@ -12,8 +12,8 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
-from devis_core.measures import psnr, ssim
+from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
+from devis_core.toolkit.measures import psnr, ssim
 from devis_core.types import RewardInputs
 
 

@@ -12,8 +12,8 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.accumulation import one_step_conditions
-from devis_core.geometry import Motion
+from devis_core.toolkit.accumulation import one_step_conditions
+from devis_core.toolkit.geometry import Motion
 from devis_core.types import (
     AccumulationResult,
     Backbone,

@@ -22,8 +22,8 @@ import torch
 from pydantic import BaseModel, Field
 
 import devis_core
-from devis_core.clip_loading import CLIPImageEmbedder
-from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
+from devis_core.toolkit.clip_network import CLIPImageEmbedder
+from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
 
 
 class LPIPSDiversityConfig(LPIPSSettings):

@@ -26,7 +26,8 @@ import torch
 from pydantic import Field, model_validator
 
 import devis_core
-from devis_core.datasets import (
+from devis_core.errors import UsageError
+from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
     Captions,
@@ -45,8 +46,7 @@ from devis_core.datasets import (
     to_intrinsics,
     undistort,
 )
-from devis_core.errors import UsageError
-from devis_core.geometry import invert_rigid
+from devis_core.toolkit.geometry import invert_rigid
 from devis_core.types import ViewSynthesisSample
 
 OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))

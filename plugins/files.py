@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.errors import UsageError
-from devis_core.media import read_depth_maps
+from devis_core.toolkit.media import read_depth_maps
 from devis_core.types import ViewSynthesisSample
 
 

@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.measures import psnr, ssim
+from devis_core.toolkit.measures import psnr, ssim
 
 
 class PSNRConfig(BaseModel):

@@ -35,7 +35,8 @@ import torch
 from pydantic import Field
 
 import devis_core
-from devis_core.datasets import (
+from devis_core.errors import UsageError
+from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
     Captions,
@@ -54,7 +55,6 @@ from devis_core.datasets import (
     undistort,
     viewing_angle,
 )
-from devis_core.errors import UsageError
 from devis_core.types import ViewSynthesisSample
 
 SOURCE_CAMERA = 0

@@ -27,7 +27,8 @@ import torch
 from pydantic import Field, model_validator
 
 import devis_core
-from devis_core.datasets import (
+from devis_core.errors import UsageError
+from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
     Captions,
@@ -44,9 +45,8 @@ from devis_core.datasets import (
     to_intrinsics,
     viewing_angle,
 )
-from devis_core.errors import UsageError
-from devis_core.files import atomic_write_text
-from devis_core.geometry import invert_rigid, pixel_grid
+from devis_core.toolkit.files import atomic_write_text
+from devis_core.toolkit.geometry import invert_rigid, pixel_grid
 from devis_core.types import ViewSynthesisSample
 
 FPS = 24.0

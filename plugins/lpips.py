@@ -2,7 +2,7 @@
 
 Computed per frame with the ``lpips`` package (AlexNet trunk by default, VGG as an option) and
 averaged over frames. The trunk's ImageNet weights are read from a local file
-(:mod:`devis_core.lpips_loading` says which file and where to get it).
+(:mod:`devis_core.toolkit.lpips_network` says which file and where to get it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 import devis_core
-from devis_core.lpips_loading import LPIPSDistance, LPIPSSettings
+from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
 
 
 class LPIPSConfig(LPIPSSettings):

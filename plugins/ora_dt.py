@@ -5,7 +5,7 @@ RFA's render (the source at the accumulated motion), with its holes filled from 
 grows with depth, so near content warps reliably and far content is left to the generator.
 
 The default threshold is the pivot depth, the distance of what the camera turns around (the
-subject; :attr:`~devis_core.accumulation.CameraPath.pivot_depth`, defined for every sample):
+subject; :attr:`~devis_core.toolkit.accumulation.CameraPath.pivot_depth`, defined for every sample):
 content in front of the subject is kept, background behind it is not. Set
 ``max_depth`` (scene units) to choose another.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import devis_core
-from devis_core.accumulation import (
+from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
     Step,

@@ -8,7 +8,7 @@ their holes are as large as the direct render's once k approaches K.
 from __future__ import annotations
 
 import devis_core
-from devis_core.accumulation import (
+from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
     Step,

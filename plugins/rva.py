@@ -10,7 +10,7 @@ world, a model such as ``depthcrafter`` on real data).
 from __future__ import annotations
 
 import devis_core
-from devis_core.accumulation import (
+from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
     Step,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.config import read_yaml
-from devis_core.engines.compare import compare_variants
+from devis_core.engines.evaluate import compare_variants
 from devis_core.types import SuiteContext, SuiteResult
 
 

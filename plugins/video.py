@@ -20,10 +20,15 @@ import torch
 from pydantic import Field, model_validator
 
 import devis_core
-from devis_core.datasets import CAPTION_FILE, CaptionOptions, Captions
 from devis_core.errors import UsageError
-from devis_core.geometry import Motion, intrinsics_from_fov, orbit_trajectory, pivot_depth_from
-from devis_core.media import read_depth_maps, read_video
+from devis_core.toolkit.dataset_files import CAPTION_FILE, CaptionOptions, Captions
+from devis_core.toolkit.geometry import (
+    Motion,
+    intrinsics_from_fov,
+    orbit_trajectory,
+    pivot_depth_from,
+)
+from devis_core.toolkit.media import read_depth_maps, read_video
 from devis_core.types import ViewSynthesisSample
 
 

@@ -1,20 +1,28 @@
-"""``devis eval CONFIG``: score one or more pipeline variants over a dataset.
+"""The evaluation engine: score several methods (pipeline configs) on the same samples.
 
-The run directory (the config's ``output``) receives ``config.yaml`` (resolved, with
-provenance), ``metrics.jsonl`` (one JSON object per method and sample, appended and flushed as
-soon as the sample is scored, so a crash loses nothing) and the table, mean and standard
-deviation of every metric with one row per method, as ``table.md``, ``table.csv`` and
-``table.json``. Re-running into the same directory skips every (method, sample) already in
-``metrics.jsonl``: an interrupted evaluation resumes where it stopped, and raising
-``evaluation.max_samples`` or adding a method scores only what is new. Samples are the outer
-loop, so methods that share a dataset load each sample once.
+One engine serves ``devis eval`` (:func:`evaluate_pipeline`: the methods of the config's
+``evaluation.methods``), the ablation suites and the ``variants`` suite
+(:func:`compare_variants`: overrides of a base config). :func:`score_methods` does the work:
+
+- every method sees the same samples with the same seeds (seed offset = sample index);
+- methods share what their configs share (:class:`~devis_core.pipeline.Pipeline`'s
+  ``shared`` components): a dataset is loaded, and a model built, once for all of them;
+- samples are the outer loop, so each sample is loaded once, whatever the number of methods;
+- each (method, sample) is one record of a :class:`~devis_core.toolkit.results.RecordLog`,
+  keyed by the method's resolved config (:func:`method_key`), flushed as soon as it is
+  scored: a crash loses nothing finished, and running again (with more samples, or another
+  method) scores only what is missing.
+
+:func:`summarise` turns records into rows: mean, sample standard deviation and count of every
+metric, over the samples whose value is finite.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +38,138 @@ from devis_core.config import (
     to_yaml,
     validate_config,
 )
-from devis_core.engines.tables import json_safe, markdown_table, write_tables
+from devis_core.engines.tables import json_safe, markdown_table, slug, write_tables
 from devis_core.errors import UsageError
-from devis_core.files import atomic_write_text
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
-from devis_core.types import SuiteResult, ViewSynthesisSample
+from devis_core.toolkit.files import atomic_write_text
+from devis_core.toolkit.results import RecordLog, config_key
+from devis_core.types import SuiteContext, SuiteResult, ViewSynthesisSample
 
 RECORDS = "metrics.jsonl"
 DEFAULT_METHOD = "as configured"
-_NOT_COMPARED = ("evaluation", "name", PROVENANCE_KEY)
-"""Config keys that may change between a run and its resumption."""
+_NOT_COMPARED = ("evaluation", "name", "output", PROVENANCE_KEY)
+"""Config keys that do not change what a method computes (left out of its key)."""
+_RECORD_FIELDS = ("method", "key", "overrides", "sample_id", "index", "generator_calls", "seconds")
+
+
+def method_key(config: PipelineBase) -> str:
+    """The key of a method's records: its resolved config, without the keys that do not change
+    its results (``output``, ``name``, ``evaluation``, provenance)."""
+    data = config.model_dump(mode="json")
+    return config_key({k: v for k, v in data.items() if k not in _NOT_COMPARED})
+
+
+def score_methods(
+    methods: Mapping[str, PipelineBase],
+    registry: Registry,
+    *,
+    samples: int | None = None,
+    log: RecordLog | None = None,
+    progress: bool = True,
+    label: str = "evaluation",
+) -> list[dict[str, Any]]:
+    """Score each method on its dataset's first ``samples`` samples (all when None).
+
+    Returns one record per method and sample, in method order then sample order: ``method``,
+    ``key``, ``sample_id``, ``index``, ``generator_calls``, ``seconds`` (synthesis wall time)
+    and every metric. Records already in ``log`` under the same method and key are reused;
+    new ones are appended to it as they finish.
+    """
+    log = RecordLog() if log is None else log
+    shared: dict[tuple[str, str, str], Any] = {}
+    pipelines = {name: Pipeline(config, registry, shared) for name, config in methods.items()}
+    keys = {name: method_key(config) for name, config in methods.items()}
+    for pipeline in pipelines.values():
+        _ = pipeline.metrics  # built before any work, so missing weights fail at once
+    counts = {name: _count(pipeline, samples) for name, pipeline in pipelines.items()}
+    done = {(r["method"], r.get("key"), r["index"]): r for r in log.records}
+    todo = [
+        (index, name)
+        for index in range(max(counts.values(), default=0))
+        for name in methods
+        if index < counts[name] and (name, keys[name], index) not in done
+    ]
+    loaded: dict[int, ViewSynthesisSample] = {}  # this index's sample, by dataset
+    current = -1
+    for index, name in tqdm(todo, desc=label, unit="run", disable=not progress):
+        pipeline = pipelines[name]
+        if index != current:
+            loaded, current = {}, index
+        dataset = pipeline.dataset
+        if id(dataset) not in loaded:
+            loaded[id(dataset)] = dataset[index]
+        sample = loaded[id(dataset)]
+        started = time.perf_counter()
+        result = pipeline.synthesize(sample, seed_offset=index)
+        seconds = time.perf_counter() - started
+        values = pipeline.score(sample, result.video)
+        record = {
+            "method": name,
+            "key": keys[name],
+            "sample_id": sample.sample_id,
+            "index": index,
+            "generator_calls": result.generator_calls,
+            "seconds": seconds,
+            **{metric: json_safe(value) for metric, value in values.items()},
+        }
+        log.append(record)
+        done[(name, keys[name], index)] = record
+    return [done[(name, keys[name], index)] for name in methods for index in range(counts[name])]
+
+
+def summarise(
+    records: Sequence[dict[str, Any]], methods: Sequence[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Metric names (in the order first seen) and one row per method: ``method``, and for
+    every metric its mean, ``<metric> std`` (sample, ``n - 1``) and ``<metric> n`` over the
+    samples whose value is finite (NaN when none is), ``generator calls`` and ``seconds``
+    (means) and ``samples`` (the number of records)."""
+    names: list[str] = []
+    for record in records:
+        names += [k for k in record if k not in _RECORD_FIELDS and k not in names]
+    rows = []
+    for method in methods:
+        mine = [r for r in records if r["method"] == method]
+        row: dict[str, Any] = {"method": method}
+        for metric in names:
+            finite = _finite(r.get(metric) for r in mine)
+            row[metric] = statistics.fmean(finite) if finite else math.nan
+            row[f"{metric} std"] = statistics.stdev(finite) if len(finite) > 1 else math.nan
+            row[f"{metric} n"] = len(finite)
+        for field, column in (("generator_calls", "generator calls"), ("seconds", "seconds")):
+            finite = _finite(r.get(field) for r in mine)
+            row[column] = statistics.fmean(finite) if finite else math.nan
+        row["samples"] = len(mine)
+        rows.append(row)
+    return names, rows
+
+
+def finite_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN when there are none (never a made-up 0)."""
+    finite = _finite(values)
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def _finite(values: Any) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _count(pipeline: Pipeline, samples: int | None) -> int:
+    count = len(pipeline.dataset)
+    return count if samples is None else min(count, samples)
+
+
+# -- devis eval --------------------------------------------------------------------------------
 
 
 def evaluate_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = True) -> Path:
-    """Evaluate every configured method on the dataset; return the run directory."""
+    """``devis eval``: score every configured method; write the records and the table.
+
+    The run directory (the config's ``output``) receives ``config.yaml`` (resolved, with
+    provenance), ``metrics.jsonl`` (the records of :func:`score_methods`) and the table as
+    ``table.md``, ``table.csv`` and ``table.json``. Returns the run directory.
+    """
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     resolved = dump_config(config, registry)
@@ -52,123 +177,33 @@ def evaluate_pipeline(config: PipelineBase, registry: Registry, *, progress: boo
     atomic_write_text(output / "config.yaml", to_yaml(resolved))
 
     raw = {k: v for k, v in config.model_dump(mode="json").items() if k != PROVENANCE_KEY}
-    methods = config.evaluation.methods or {config.name or DEFAULT_METHOD: []}
-    records_path = output / RECORDS
-    records = read_records(records_path)
-    done = {(r["method"], tuple(r.get("overrides", [])), r["index"]) for r in records}
-    pipelines = {
-        name: Pipeline(_variant(raw, name, overrides, registry), registry)
-        for name, overrides in methods.items()
+    overrides = config.evaluation.methods or {config.name or DEFAULT_METHOD: []}
+    methods = {
+        name: validate_config(
+            apply_overrides(raw, changes), registry, source=f"evaluation.methods[{name!r}]"
+        )
+        for name, changes in overrides.items()
     }
-    for pipeline in pipelines.values():
-        _ = pipeline.metrics  # built before any work, so missing weights fail at once
-
-    counts = {name: _sample_count(pipeline, config) for name, pipeline in pipelines.items()}
-    todo = [
-        (index, name)
-        for index in range(max(counts.values(), default=0))
-        for name, overrides in methods.items()
-        if index < counts[name] and (name, tuple(overrides), index) not in done
-    ]
-    with records_path.open("a") as handle:
-        samples: dict[str, ViewSynthesisSample] = {}  # methods sharing a dataset load it once
-        current = -1
-        for index, name in tqdm(todo, desc="evaluation", unit="run", disable=not progress):
-            pipeline, overrides = pipelines[name], methods[name]
-            if index != current:
-                samples, current = {}, index
-            source = json.dumps(pipeline.config.model_dump(mode="json").get("dataset"))
-            if source not in samples:
-                samples[source] = pipeline.dataset[index]
-            sample = samples[source]
-            result = pipeline.synthesize(sample, seed_offset=index)
-            values = pipeline.score(sample, result.video)
-            record = {
-                "method": name,
-                "overrides": list(overrides),
-                "sample_id": sample.sample_id,
-                "index": index,
-                "generator_calls": result.generator_calls,
-                **{metric: json_safe(value) for metric, value in values.items()},
-            }
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            records.append(record)
-
-    table = summary_table(records, methods, config.name)
-    write_tables(table, output)
-    click.echo(markdown_table(table))
-    return output
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The complete records of ``metrics.jsonl``; a line cut short by a crash is dropped."""
-    if not path.exists():
-        return []
-    text = path.read_text()
-    complete, _, partial = text.rpartition("\n")
-    if partial:  # the last write never finished: drop it so appends start on a fresh line
-        atomic_write_text(path, complete + "\n" if complete else "")
-    records = []
-    for number, line in enumerate(complete.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise UsageError(f"{path}, line {number}: not a JSON record ({error})") from None
-    return records
-
-
-def summary_table(
-    records: list[dict[str, Any]], methods: dict[str, list[str]], title: str | None = None
-) -> SuiteResult:
-    """Mean and standard deviation of every metric, one row per method (config order).
-
-    The standard deviation is the sample one (``n - 1``) over the samples whose value is
-    finite; a metric with no finite value is NaN, and the ``samples`` column counts records.
-    """
-    skip = {"method", "overrides", "sample_id", "index", "generator_calls"}
-    metric_names: list[str] = []
-    rows = []
-    for name, overrides in methods.items():
-        mine = [r for r in records if r["method"] == name and r.get("overrides", []) == overrides]
-        row: dict[str, Any] = {"method": name}
-        for record in mine:
-            metric_names += [k for k in record if k not in skip and k not in metric_names]
-        for metric in metric_names:
-            values = [r.get(metric) for r in mine]
-            finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-            row[metric] = statistics.fmean(finite) if finite else math.nan
-            row[f"{metric} std"] = statistics.stdev(finite) if len(finite) > 1 else math.nan
-        calls = [r["generator_calls"] for r in mine if "generator_calls" in r]
-        row["generator calls"] = statistics.fmean(calls) if calls else math.nan
-        row["samples"] = len(mine)
-        rows.append(row)
+    records = score_methods(
+        methods,
+        registry,
+        samples=config.evaluation.max_samples,
+        log=RecordLog(output / RECORDS),
+        progress=progress,
+    )
+    names, rows = summarise(records, list(methods))
     columns = ["method"]
-    for metric in metric_names:
+    for metric in names:
         columns += [metric, f"{metric} std"]
-    columns += ["generator calls", "samples"]
-    return SuiteResult(
-        title=f"Evaluation of {title}" if title else "Evaluation",
-        columns=columns,
+    table = SuiteResult(
+        title=f"Evaluation of {config.name}" if config.name else "Evaluation",
+        columns=[*columns, "generator calls", "samples"],
         rows=rows,
         notes=["mean and sample standard deviation over the samples with a finite value"],
     )
-
-
-def _sample_count(pipeline: Pipeline, config: PipelineBase) -> int:
-    count = len(pipeline.dataset)
-    if config.evaluation.max_samples is not None:
-        count = min(count, config.evaluation.max_samples)
-    return count
-
-
-def _variant(
-    raw: dict[str, Any], name: str, overrides: list[str], registry: Registry
-) -> PipelineBase:
-    data = apply_overrides(raw, overrides)
-    return validate_config(data, registry, source=f"evaluation.methods[{name!r}]")
+    write_tables(table, output)
+    click.echo(markdown_table(table))
+    return output
 
 
 def _check_same_run(path: Path, resolved: dict[str, Any]) -> None:
@@ -186,3 +221,42 @@ def _check_same_run(path: Path, resolved: dict[str, Any]) -> None:
             f"{path.parent} holds an evaluation of another config (it differs in: "
             f"{', '.join(changed)}); choose another `output` or delete that directory"
         )
+
+
+# -- suites ------------------------------------------------------------------------------------
+
+
+def compare_variants(
+    base: dict[str, Any],
+    variants: Mapping[str, Sequence[str]],
+    context: SuiteContext,
+    *,
+    samples: int,
+    source: str = "suite",
+    store: Path | None = None,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per variant (``KEY=VALUE`` overrides of ``base``) over the first ``samples``
+    samples, as :func:`summarise` makes them, with the method's name under ``variant``.
+
+    Every variant runs with the suite's seed and device. With ``store``, the records are kept
+    in ``store/metrics.jsonl`` and a later call reuses those of unchanged variants.
+    """
+    forced = [f"seed={context.seed}", f"device={context.device}"]
+    methods = {
+        variant: validate_config(
+            apply_overrides(base, [*changes, *forced]),
+            context.registry,
+            source=f"{source}, variant {variant!r}",
+        )
+        for variant, changes in variants.items()
+    }
+    records = score_methods(
+        methods,
+        context.registry,
+        samples=samples,
+        log=RecordLog(None if store is None else store / RECORDS),
+        progress=context.progress,
+        label=slug(source),
+    )
+    names, rows = summarise(records, list(methods))
+    return names, [{"variant": row.pop("method"), **row} for row in rows]

@@ -27,16 +27,15 @@ from typing import Any
 
 import torch
 
-from devis_core.accumulation import one_step_conditions
 from devis_core.config import PipelineBase, apply_overrides, validate_config
-from devis_core.engines.compare import finite_mean
-from devis_core.engines.evaluate import read_records
+from devis_core.engines.evaluate import finite_mean
 from devis_core.engines.tables import slug
 from devis_core.engines.train import train_pipeline
 from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
-from devis_core.results import load_result, save_result
 from devis_core.rewards import CompositeReward
+from devis_core.toolkit.accumulation import one_step_conditions
+from devis_core.toolkit.results import load_result, read_records, save_result
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
 from devis_core.training.sampling import CachedSourceDepth, sample_group
 from devis_core.types import RewardInputs

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from devis_core.config import PipelineBase, dump_config, to_yaml
 from devis_core.engines.tables import json_safe
 from devis_core.errors import UsageError
-from devis_core.files import atomic_write_text
-from devis_core.media import save_comparison, write_mask_video, write_video
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
+from devis_core.toolkit.files import atomic_write_text
+from devis_core.toolkit.media import save_comparison, write_mask_video, write_video
 
 
 def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = True) -> Path:

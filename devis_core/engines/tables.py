@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from devis_core.files import atomic_path, atomic_write_text
+from devis_core.toolkit.files import atomic_path, atomic_write_text
 from devis_core.types import SuiteResult
 
 

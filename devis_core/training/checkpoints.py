@@ -4,7 +4,7 @@
 scheduler, torch / Python / NumPy RNG states, the next round). It is written into a staging
 directory, fsync'ed and renamed into place, then ``checkpoints/latest`` (the name of the newest
 complete one) is replaced the same way, then the previous checkpoint is removed
-(:mod:`devis_core.files`).
+(:mod:`devis_core.toolkit.files`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from devis_core.files import atomic_directory, atomic_path, atomic_write_text
+from devis_core.toolkit.files import atomic_directory, atomic_path, atomic_write_text
 from devis_core.types import Policy
 
 CHECKPOINTS = "checkpoints"

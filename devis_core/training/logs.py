@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from devis_core.engines.evaluate import read_records
-from devis_core.files import atomic_path, atomic_write_text
+from devis_core.toolkit.files import atomic_path, atomic_write_text
+from devis_core.toolkit.results import append_record, read_records
 from devis_core.training.sampling import Group, RoundRewards
 
 METRICS = "metrics.jsonl"
@@ -52,8 +52,7 @@ class RunLog:
         else at its round or step."""
         if not self.main:
             return
-        with (self.directory / METRICS).open("a") as stream:
-            stream.write(json.dumps(record, default=float) + "\n")
+        append_record(self.directory / METRICS, record)
         if self._board is None or record.get("event") not in _BOARD_EVENTS:
             return
         if board_step is None:

@@ -3,7 +3,8 @@
 A group is one dataset sample (a source video and its target motion) and ``G`` generated
 videos of it. With ``sampling: accumulated`` (DEVIS-GRPO) each video runs the configured
 accumulator with its own step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
-(:func:`~devis_core.geometry.random_shares` of the camera path); with ``one-step`` each is one
+(:func:`~devis_core.toolkit.geometry.random_shares` of the camera path); with ``one-step`` each is
+one
 generation from the one-step conditions. Every video has its own noise (its own seeded
 generator) unless ``same_noise`` is set. The backbone is wrapped in a
 :class:`RecordingBackbone`, so any accumulator runs unchanged while the stochastic rollout of
@@ -29,11 +30,11 @@ from typing import Any, Literal
 import torch
 
 from devis_core import distributed
-from devis_core.accumulation import CameraPath, one_step_conditions
 from devis_core.distributed import World
-from devis_core.geometry import random_shares
 from devis_core.pipeline import make_generator
 from devis_core.rewards import CompositeReward, RewardResult
+from devis_core.toolkit.accumulation import CameraPath, one_step_conditions
+from devis_core.toolkit.geometry import random_shares
 from devis_core.training.seeds import derived_seed
 from devis_core.types import (
     Accumulator,

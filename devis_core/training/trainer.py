@@ -28,13 +28,13 @@ import yaml
 from tqdm.auto import tqdm
 
 from devis_core import distributed
-from devis_core.accumulation import one_step_conditions
 from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
 from devis_core.distributed import World
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline, make_generator
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
+from devis_core.toolkit.accumulation import one_step_conditions
 from devis_core.training.algorithm import TrainingAlgorithm
 from devis_core.training.checkpoints import (
     FINAL_LORA,

@@ -4,7 +4,7 @@ DepthCrafter (Hu et al.) is Stable Video Diffusion fine-tuned to output relative
 consistent over long videos. The UNet comes from a local DepthCrafter directory, the VAE, CLIP
 image encoder and scheduler from a local SVD-xt directory; the defaults are TrajectoryCrafter's
 (5 steps, guidance 1.0, windows of 110 frames overlapping by 25, at most 1024 pixels). The
-relative disparity is turned into depth with :func:`devis_core.geometry.disparity_to_depth`.
+relative disparity is turned into depth with :func:`devis_core.toolkit.geometry.disparity_to_depth`.
 ``preset: tiny`` builds the same classes at CPU size with random weights, for tests.
 """
 

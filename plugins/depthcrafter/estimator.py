@@ -8,7 +8,8 @@ videos in windows of ``window`` frames overlapping by ``overlap``, where each wi
 latents start from the previous window's result (re-noised to the first sigma) and are linearly
 blended with it afterwards. The decoded three-channel output is averaged to one channel and
 min-max normalised over the whole video: relative disparity, which
-:func:`devis_core.geometry.disparity_to_depth` turns into depth exactly as TrajectoryCrafter does.
+:func:`devis_core.toolkit.geometry.disparity_to_depth` turns into depth exactly as
+TrajectoryCrafter does.
 
 Precision follows Tencent/DepthCrafter's ``depth_crafter_ppl.py``: the video and the noise
 drawn for it are in the pipeline's dtype; a float16 VAE whose config sets ``force_upcast``
@@ -34,9 +35,9 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 from torch import Tensor
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from devis_core.checkpoints import load_model_directory
 from devis_core.errors import MissingWeightsError
-from devis_core.geometry import disparity_to_depth
+from devis_core.toolkit.geometry import disparity_to_depth
+from devis_core.toolkit.model_directories import load_model_directory
 from devis_core.types import ViewSynthesisSample
 from devis_plugins.depthcrafter.config import DepthCrafterConfig
 from devis_plugins.depthcrafter.model import DepthCrafterUNet

@@ -17,8 +17,8 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 import devis_core
-from devis_core.measures import as_batch, frame_chunks
-from devis_core.musiq import MUSIQScorer
+from devis_core.toolkit.measures import as_batch, frame_chunks
+from devis_core.toolkit.musiq_network import MUSIQScorer
 from devis_core.types import RewardInputs
 from devis_plugins.no_reference_quality.brisque import (
     BrisqueModel,

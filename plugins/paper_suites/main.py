@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from devis_core.config import apply_overrides
-from devis_core.engines.compare import compare_variants
+from devis_core.engines.evaluate import compare_variants
 from devis_core.engines.tables import slug
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (

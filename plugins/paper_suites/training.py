@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from devis_core.config import PipelineBase, apply_overrides, validate_config
-from devis_core.engines.compare import finite_mean
+from devis_core.engines.evaluate import finite_mean
 from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (

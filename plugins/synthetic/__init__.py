@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 import devis_core
-from devis_core.geometry import Motion, orbit_trajectory, pivot_depth_from
+from devis_core.toolkit.geometry import Motion, orbit_trajectory, pivot_depth_from
 from devis_core.types import ViewSynthesisSample
 from devis_plugins.synthetic.render import default_intrinsics, render
 from devis_plugins.synthetic.scene import sample_scene

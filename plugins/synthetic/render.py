@@ -15,7 +15,7 @@ from typing import Literal, overload
 import torch
 from torch import Tensor
 
-from devis_core.geometry import intrinsics_from_fov
+from devis_core.toolkit.geometry import intrinsics_from_fov
 
 from .scene import FIRST_OBJECT_ID, NO_HIT_ID, Pose, Scene
 

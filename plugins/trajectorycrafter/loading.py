@@ -11,7 +11,8 @@ The tiny preset reads the same layout when given paths (a tiny model written by
 ``save_pretrained``), and otherwise builds every component from its config with a seeded
 random initialisation. Nothing is ever downloaded.
 
-The transformer and the VAE are read by :func:`devis_core.checkpoints.load_model_directory`,
+The transformer and the VAE are read by
+:func:`devis_core.toolkit.model_directories.load_model_directory`,
 which accepts the checkpoints diffusers' ``from_pretrained`` (the published code's loader) does:
 tensors the model does not define are skipped with a warning, and a ``.bin`` is unpickled
 tensors-only. ``tests/models/manifests/`` lists the names and shapes of the published checkpoint.
@@ -30,8 +31,8 @@ from diffusers import AutoencoderKLCogVideoX, DDIMScheduler
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
 
-from devis_core.checkpoints import load_model_directory
 from devis_core.errors import MissingWeightsError
+from devis_core.toolkit.model_directories import load_model_directory
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 from devis_plugins.trajectorycrafter.presets import SCHEDULER_CONFIG, Preset
 

@@ -21,8 +21,8 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from devis_core.checkpoints import check_state_dict, read_tensors
 from devis_core.errors import MissingWeightsError
+from devis_core.toolkit.model_directories import check_state_dict, read_tensors
 from devis_plugins.trajectorycrafter.config import LoraSettings
 from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 

@@ -20,11 +20,11 @@ import torch
 from pydantic import BaseModel, Field
 
 import devis_core
-from devis_core.clip_loading import CLIPImageEmbedder
 from devis_core.errors import UsageError
-from devis_core.measures import as_batch, temporal_flicker
-from devis_core.musiq import MUSIQScorer
-from devis_core.weights import require_file
+from devis_core.toolkit.clip_network import CLIPImageEmbedder
+from devis_core.toolkit.measures import as_batch, temporal_flicker
+from devis_core.toolkit.musiq_network import MUSIQScorer
+from devis_core.toolkit.weights import require_file
 from devis_plugins.vbench.amt import AMTS_HOW_TO_GET, load_amt_s, motion_smoothness
 
 AESTHETIC_HEAD_FILE = "sa_0_4_vit_l_14_linear.pth"

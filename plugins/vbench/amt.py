@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from devis_core.errors import UsageError
-from devis_core.measures import to_uint8_levels
+from devis_core.toolkit.measures import to_uint8_levels
 
 AMTS_HOW_TO_GET = (
     "Download amt-s.pth from the AMT release on Hugging Face (repository lalala125/AMT, the "

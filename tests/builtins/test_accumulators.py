@@ -11,9 +11,9 @@ from itertools import pairwise
 import pytest
 import torch
 
-from devis_core.accumulation import CameraPath, reproject
 from devis_core.errors import UsageError
-from devis_core.geometry import Motion, camera_center, decompose_motion
+from devis_core.toolkit.accumulation import CameraPath, reproject
+from devis_core.toolkit.geometry import Motion, camera_center, decompose_motion
 from devis_plugins.bta import bullet_fractions
 from devis_plugins.ora_cc import large_components
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
@@ -93,7 +93,7 @@ def test_rva_reprojects_the_previous_video_by_the_increment(registry, sample):
     path = CameraPath(sample)
     half = path.poses(sample.motion * 0.5)
     carried = registry.build("depth", {"kind": "carried"})
-    from devis_core.accumulation import generated_sample
+    from devis_core.toolkit.accumulation import generated_sample
 
     previous = generated_sample(sample, result.intermediate[0], half, calls[0], 0)
     expected = reproject(
@@ -155,7 +155,7 @@ def test_bta_prefix_poses_are_monotone_and_output_has_source_length(registry, sa
     assert fractions[0] == 0 and all(s > 0 for s in steps)
     assert all(b > a for a, b in pairwise(steps))  # increasing steps
 
-    from devis_core.accumulation import Step
+    from devis_core.toolkit.accumulation import Step
     from devis_plugins.bta import BTAConfig, BulletTimeAccumulation
 
     path = CameraPath(sample)

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from devis_core.accumulation import CameraPath
 from devis_core.errors import UsageError
-from devis_core.geometry import (
+from devis_core.pipeline import make_generator
+from devis_core.toolkit.accumulation import CameraPath
+from devis_core.toolkit.geometry import (
     Motion,
     camera_center,
     centre_pivot_depth,
@@ -24,8 +25,7 @@ from devis_core.geometry import (
     random_shares,
     relative_pose,
 )
-from devis_core.geometry.interpolation import arc_pose, rotation_exp, rotation_log
-from devis_core.pipeline import make_generator
+from devis_core.toolkit.geometry.interpolation import arc_pose, rotation_exp, rotation_log
 from devis_core.training.sampling import sample_group
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
 

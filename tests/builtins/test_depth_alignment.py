@@ -15,13 +15,13 @@ import torch
 from pydantic import BaseModel
 
 import devis_core
-from devis_core.accumulation import generated_sample, reproject
 from devis_core.config import validate_config
 from devis_core.errors import ConfigError
-from devis_core.geometry import invert_rigid, lift, transform_points
-from devis_core.geometry.depth import fill_from_nearest
 from devis_core.pipeline import AligningDepth, Pipeline, place_on
 from devis_core.plugins import load_registry
+from devis_core.toolkit.accumulation import generated_sample, reproject
+from devis_core.toolkit.geometry import invert_rigid, lift, transform_points
+from devis_core.toolkit.geometry.depth import fill_from_nearest
 from devis_core.types import Conditions
 from devis_plugins.carried import CarriedDepth, CarriedDepthConfig
 from tests.geometry.test_alignment import affine_in_disparity

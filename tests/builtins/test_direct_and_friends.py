@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from devis_core.errors import UsageError
-from devis_core.geometry import forward_warp
+from devis_core.toolkit.geometry import forward_warp
 from devis_core.types import Conditions
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
 

@@ -41,7 +41,7 @@ def test_run_on_a_user_video_without_ground_truth(tmp_path):
     import numpy as np
     import torch
 
-    from devis_core.media import write_video
+    from devis_core.toolkit.media import write_video
 
     write_video(tmp_path / "clip.mp4", torch.rand(6, 3, 32, 48), fps=8)
     np.save(tmp_path / "depth.npy", np.full((6, 32, 48), 2.0, dtype=np.float32))

@@ -94,9 +94,13 @@ def test_rerunning_into_the_same_folder_recomputes_only_missing_rows(
     assert sorted(calls) == ["bta", "bta", "direct", "direct"]
 
     calls.clear()
-    (tmp_path / "rows" / "synthetic" / "adevis-bta-k-3.json").unlink()
+    records = tmp_path / "rows" / "synthetic" / "metrics.jsonl"
+    lines = records.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["method"] != "ADEVIS-BTA (K=3)"]
+    assert len(kept) == 2
+    records.write_text("".join(kept))
     again = _run(registry, "main", overrides, tmp_path)
-    assert calls == ["bta", "bta"]  # the baseline's row was reused
+    assert calls == ["bta", "bta"]  # the baseline's records were reused
     before, after = _rows(first), _rows(again)
     assert after["One-step baseline"]["seconds"] == before["One-step baseline"]["seconds"]
     assert after["ADEVIS-BTA (K=3)"]["psnr"] == before["ADEVIS-BTA (K=3)"]["psnr"]

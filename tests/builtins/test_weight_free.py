@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from devis_core.errors import UsageError
-from devis_core.geometry.depth import fill_from_nearest
-from devis_core.media import read_video, write_video
+from devis_core.toolkit.geometry.depth import fill_from_nearest
+from devis_core.toolkit.media import read_video, write_video
 from devis_core.types import Conditions
 from devis_plugins.inpaint import fill_from_nearest_frame
 

@@ -22,7 +22,10 @@ CORE = ROOT / "devis_core"
 
 HOMONYMS = {
     ("devis_core/types.py", "direct"): "the target trajectory mode direct | gradual",
-    ("devis_core/geometry/trajectory.py", "direct"): "the target trajectory mode direct | gradual",
+    (
+        "devis_core/toolkit/geometry/trajectory.py",
+        "direct",
+    ): "the target trajectory mode direct | gradual",
 }
 """Strings that spell a kind but mean something else there, with what they mean."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devis_core.files import atomic_directory, atomic_path, atomic_write_text
+from devis_core.toolkit.files import atomic_directory, atomic_path, atomic_write_text
 
 
 class Boom(Exception):

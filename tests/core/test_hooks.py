@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from devis_core import hookspecs
-from devis_core.geometry import forward_warp, orbit_trajectory
 from devis_core.slots import get_slot
+from devis_core.toolkit.geometry import forward_warp, orbit_trajectory
 from devis_core.training import TrainingAlgorithm
 from devis_core.types import (
     Accumulator,

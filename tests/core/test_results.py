@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devis_core.errors import UsageError
-from devis_core.results import load_result, save_result
+from devis_core.toolkit.results import load_result, save_result
 
 KEY = {"config": {"seed": 0, "dataset": {"kind": "synthetic"}}, "samples": 4}
 

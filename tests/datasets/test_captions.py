@@ -1,4 +1,4 @@
-"""Captions: one mechanism for every dataset (``devis_core.datasets.Captions``).
+"""Captions: one mechanism for every dataset (``devis_core.toolkit.dataset_files.Captions``).
 
 Sources, most specific first: the ``captions`` table's entry for the sample id, the sample's
 caption file beside its data, the config's ``caption``; else ``""`` (the backbone's fallback).
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from devis_core.datasets import CaptionOptions, Captions, read_caption_table
 from devis_core.errors import UsageError
-from devis_core.media import write_video
+from devis_core.toolkit.dataset_files import CaptionOptions, Captions, read_caption_table
+from devis_core.toolkit.media import write_video
 from devis_plugins.dl3dv import DL3DVConfig, DL3DVDataset
 from devis_plugins.iphone import IPhoneConfig, IPhoneDataset
 from devis_plugins.kubric4d import Kubric4DConfig, Kubric4DDataset

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from devis_core.errors import UsageError
-from devis_core.geometry import camera_center, transform_points
+from devis_core.toolkit.geometry import camera_center, transform_points
 from devis_plugins.dl3dv import DL3DVConfig, DL3DVDataset, opengl_to_w2c
 
 FULL_W, FULL_H = 64, 36

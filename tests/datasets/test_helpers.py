@@ -1,4 +1,4 @@
-"""``devis_core.datasets``: file reading with clear errors, and camera-model conversions."""
+"""``devis_core.toolkit.dataset_files``: file reading with clear errors, camera conversions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from devis_core.datasets import (
+from devis_core.errors import UsageError
+from devis_core.toolkit.dataset_files import (
     read_json,
     read_rgb,
     require,
@@ -20,8 +21,7 @@ from devis_core.datasets import (
     undistortion_map,
     viewing_angle,
 )
-from devis_core.errors import UsageError
-from devis_core.geometry import pixel_grid
+from devis_core.toolkit.geometry import pixel_grid
 
 
 def test_fields_are_named_with_their_file(tmp_path):

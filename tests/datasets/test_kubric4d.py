@@ -18,7 +18,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from devis_core.errors import UsageError
-from devis_core.geometry import invert_rigid, lift, project, transform_points
+from devis_core.toolkit.geometry import invert_rigid, lift, project, transform_points
 from devis_plugins.kubric4d import (
     Kubric4DConfig,
     Kubric4DDataset,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from devis_core.geometry import forward_warp
+from devis_core.toolkit.geometry import forward_warp
 
 BACKENDS = [
     "torch",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from devis_core.errors import UsageError
-from devis_core.geometry import (
+from devis_core.toolkit.geometry import (
     DepthFit,
     fit_depth,
     forward_warp,

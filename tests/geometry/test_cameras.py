@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from devis_core.geometry import (
+from devis_core.toolkit.geometry import (
     camera_center,
     invert_rigid,
     lift,
@@ -113,8 +113,8 @@ def test_camera_center_maps_to_camera_origin() -> None:
 
 
 def test_world_to_camera_is_the_inverse_of_camera_center():
-    from devis_core.geometry import camera_center, world_to_camera
-    from devis_core.geometry.interpolation import rotation_exp
+    from devis_core.toolkit.geometry import camera_center, world_to_camera
+    from devis_core.toolkit.geometry.interpolation import rotation_exp
 
     rotation = rotation_exp(torch.tensor([[0.3, -1.1, 0.4], [0.0, 0.0, 0.0]], dtype=torch.float64))
     center = torch.tensor([[1.0, -2.0, 3.5], [0.0, 0.0, 4.0]], dtype=torch.float64)

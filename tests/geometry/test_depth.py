@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from devis_core.geometry import disparity_to_depth
+from devis_core.toolkit.geometry import disparity_to_depth
 
 
 def test_hand_computed_values_with_whole_video_normalisation() -> None:

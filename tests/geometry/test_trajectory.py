@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from devis_core.geometry import (
+from devis_core.toolkit.geometry import (
     Motion,
     camera_center,
     compose_motion,

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from devis_core.geometry import (
+from devis_core.toolkit.geometry import (
     Motion,
     forward_warp,
     make_intrinsics,
     orbit_pose,
     orbit_trajectory,
 )
-from devis_core.geometry import warp as warp_module
+from devis_core.toolkit.geometry import warp as warp_module
 
 F64 = torch.float64
 EYE = torch.eye(4, dtype=F64)

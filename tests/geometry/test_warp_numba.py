@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from devis_core.geometry import Motion, forward_warp, make_intrinsics, orbit_pose
+from devis_core.toolkit.geometry import Motion, forward_warp, make_intrinsics, orbit_pose
 
 pytest.importorskip("numba")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from devis_core.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
+from devis_core.toolkit.geometry import make_intrinsics, orbit_trajectory, pivot_depth_from
 
 F64 = torch.float64
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "warp.py"

@@ -123,7 +123,7 @@ def test_diversity_needs_a_group(registry, tiny_clip):
 
 
 def test_lpips_diversity_plumbing_with_random_trunk(registry, random_alexnet_trunk):
-    from devis_core.lpips_loading import load_lpips
+    from devis_core.toolkit.lpips_network import load_lpips
 
     metric = registry.build(
         "metric", {"kind": "lpips-diversity", "weights_path": str(random_alexnet_trunk)}

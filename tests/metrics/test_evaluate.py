@@ -14,6 +14,7 @@ from devis_core.config import load_config
 from devis_core.engines import evaluate
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
+from devis_core.toolkit.results import read_records
 from devis_plugins.synthetic import SyntheticDataset
 
 CONFIG = {
@@ -96,7 +97,7 @@ def test_a_record_cut_short_by_a_crash_is_dropped_and_redone(tmp_path):
     records_file = tmp_path / "run" / "metrics.jsonl"
     text = records_file.read_text()
     records_file.write_text(text[: text.rindex("\n", 0, -1) + 1] + '{"method": "bla')
-    assert evaluate.read_records(records_file)[-1]["index"] == 1
+    assert read_records(records_file)[-1]["index"] == 1
     assert main(["eval", str(path), "-q"]) == 0
     assert len(_records(tmp_path)) == 4
 
@@ -106,3 +107,38 @@ def test_eval_refuses_to_mix_configs_in_one_directory(tmp_path, registry):
     changed = load_config(_write(tmp_path, seed=7), registry)
     with pytest.raises(UsageError, match="differs in: seed"):
         evaluate.evaluate_pipeline(changed, registry, progress=False)
+
+
+def test_methods_share_the_components_their_configs_share(tmp_path, monkeypatch, registry):
+    built = []
+    build = type(registry).build
+
+    def counting(self, slot, entry):
+        built.append(slot)
+        return build(self, slot, entry)
+
+    monkeypatch.setattr(type(registry), "build", counting)
+    evaluate.evaluate_pipeline(load_config(_write(tmp_path), registry), registry, progress=False)
+    # grey and black differ in the backbone only: one dataset, depth, accumulator, 3 metrics
+    assert sorted(built) == sorted(
+        ["dataset", "depth", "accumulator", "backbone", "backbone", *["metric"] * 3]
+    )
+
+
+def test_a_changed_method_is_rescored_and_the_others_reused(tmp_path, monkeypatch):
+    assert main(["eval", str(_write(tmp_path)), "-q"]) == 0
+    calls = []
+    synthesize = Pipeline.synthesize
+
+    def counting(self, sample, *args, **kwargs):
+        calls.append(self.config.backbone.fill)
+        return synthesize(self, sample, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "synthesize", counting)
+    methods = {"grey": ["backbone.fill=0.25"], "black": []}
+    changed = _write(tmp_path, evaluation={**CONFIG["evaluation"], "methods": methods})
+    assert main(["eval", str(changed), "-q"]) == 0
+    assert calls == [0.25, 0.25]  # grey's config changed: its two samples again; black reused
+    table = json.loads((tmp_path / "run" / "table.json").read_text())
+    grey = [r for r in _records(tmp_path) if r["method"] == "grey"][-2:]
+    assert table["rows"][0]["psnr"] == pytest.approx(statistics.fmean(r["psnr"] for r in grey))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from devis_core.errors import MissingWeightsError, UsageError
-from devis_core.lpips_loading import load_lpips
+from devis_core.toolkit.lpips_network import load_lpips
 from devis_core.types import RewardInputs
 from tests.metrics.conftest import smooth_video
 

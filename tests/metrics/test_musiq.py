@@ -10,7 +10,7 @@ import torch
 from torchvision.transforms import Resize
 
 from devis_core.errors import MissingWeightsError, UsageError
-from devis_core.musiq import MUSIQScorer, load_musiq, vbench_musiq_input
+from devis_core.toolkit.musiq_network import MUSIQScorer, load_musiq, vbench_musiq_input
 from tests.metrics.conftest import smooth_video
 
 

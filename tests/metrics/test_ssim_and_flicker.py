@@ -11,7 +11,7 @@ import torch
 from scipy.ndimage import binary_erosion
 from skimage.metrics import structural_similarity
 
-from devis_core.measures import ssim, temporal_flicker
+from devis_core.toolkit.measures import ssim, temporal_flicker
 from devis_core.types import RewardInputs
 from tests.metrics.conftest import smooth_video
 
@@ -65,7 +65,7 @@ def test_ssim_equals_scikit_image_per_frame_averaged(size):
 
 
 def test_ssim_of_long_videos_is_computed_in_chunks_with_the_same_result(monkeypatch):
-    import devis_core.measures as measures
+    import devis_core.toolkit.measures as measures
 
     target = smooth_video(2, (5, 3, 16, 16))
     prediction = smooth_video(3, (5, 3, 16, 16))

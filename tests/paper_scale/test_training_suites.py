@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from devis_core.engines.evaluate import read_records
+from devis_core.toolkit.results import read_records
 from devis_core.training import FINAL_LORA, METRICS, WARM_START_LORA
 from devis_plugins.paper_suites.assets import DRY_RUN_BACKBONE
 from tests.paper_scale.conftest import (

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from devis_core.geometry import camera_center, orbit_trajectory, pivot_depth_from
+from devis_core.toolkit.geometry import camera_center, orbit_trajectory, pivot_depth_from
 from devis_core.types import Dataset
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from devis_core.geometry import forward_warp, lift, transform_points
-from devis_core.measures import psnr
+from devis_core.toolkit.geometry import forward_warp, lift, transform_points
+from devis_core.toolkit.measures import psnr
 from devis_plugins.synthetic import SyntheticConfig, SyntheticDataset
 
 

@@ -13,9 +13,9 @@ import torch
 
 from devis_core.config import validate_config
 from devis_core.distributed import World
-from devis_core.geometry import forward_warp
 from devis_core.pipeline import make_generator
 from devis_core.plugins import load_registry
+from devis_core.toolkit.geometry import forward_warp
 from devis_core.training import Trainer
 from devis_core.training.units import seeded_batch
 from tests.training.conftest import training_data

@@ -12,7 +12,7 @@ import torch
 from pydantic import BaseModel, Field
 
 import devis_core
-from devis_core.geometry import Motion, forward_warp
+from devis_core.toolkit.geometry import Motion, forward_warp
 from devis_core.types import (
     AccumulationResult,
     Backbone,

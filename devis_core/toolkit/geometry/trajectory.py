@@ -1,7 +1,8 @@
 """Target camera poses: TrajectoryCrafter's orbit parameterisation and motion increments.
 
 A :class:`Motion` ``(theta, phi, r, x, y)`` describes a target camera relative to a source camera
-at the identity (OpenCV axes, see :mod:`devis_core.geometry.cameras`). The camera orbits a pivot
+at the identity (OpenCV axes, see :mod:`devis_core.toolkit.geometry.cameras`). The camera orbits a
+pivot
 on the source's optical axis at ``(0, 0, pivot_depth)``:
 
 * ``theta`` (degrees) raises the camera: +theta moves it UP (towards -y), the elevation.
@@ -43,8 +44,8 @@ from typing import Literal
 
 import torch
 
-from devis_core.geometry.cameras import world_to_camera
-from devis_core.geometry.depth import known_depth
+from devis_core.toolkit.geometry.cameras import world_to_camera
+from devis_core.toolkit.geometry.depth import known_depth
 
 
 @dataclass(frozen=True)

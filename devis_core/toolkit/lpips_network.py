@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from torch import Tensor
 
 from devis_core.errors import MissingWeightsError, UsageError
-from devis_core.measures import as_batch
+from devis_core.toolkit.measures import as_batch
 
 LPIPSNet = Literal["alex", "vgg"]
 

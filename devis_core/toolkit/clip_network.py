@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from devis_core.errors import MissingWeightsError, UsageError
-from devis_core.measures import to_uint8_levels
+from devis_core.toolkit.measures import to_uint8_levels
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

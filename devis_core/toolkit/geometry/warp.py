@@ -5,7 +5,7 @@ made that way and expects their look (soft edges, bleeding at depth discontinuit
 
 * every source pixel with known depth is lifted to 3D, moved into the target camera and
   projected to a real-valued position ``(u', v')`` (pixel centres at integer coordinates, see
-  :mod:`devis_core.geometry.cameras`);
+  :mod:`devis_core.toolkit.geometry.cameras`);
 * it splats into its 4 neighbouring target pixels ``floor`` / ``ceil`` of each coordinate with
   the bilinear weights ``1 - (u' - floor(u'))`` and ``1 - (ceil(u') - u')``. On an exactly
   integer coordinate floor and ceil coincide and both weights are 1: such a point adds 2 (4 if
@@ -29,7 +29,8 @@ Implementation: the pixel-to-pixel map of each frame is folded into one 3x3 matr
 vector ``b`` (padded-canvas position ``~ A [u, v, 1] + b / depth``), so no per-pixel matrix
 products are made. Two backends compute the same thing from there, in the inputs' dtype:
 
-* ``numba`` (:mod:`devis_core.geometry._warp_numba`), the default for float32 and float64 CPU
+* ``numba`` (:mod:`devis_core.toolkit.geometry._warp_numba`), the default for float32 and float64
+CPU
   tensors when the optional numba package is installed (``pip install 'devis[fast]'``):
   compiled kernels that splat each point straight into a per-thread canvas, a few times
   faster than the torch backend and over 10 times faster than TrajectoryCrafter's warper
@@ -60,8 +61,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from devis_core.geometry.cameras import relative_pose
-from devis_core.geometry.splat_model import (
+from devis_core.toolkit.geometry.cameras import relative_pose
+from devis_core.toolkit.geometry.splat_model import (
     CLEAN_KERNEL,
     HARD_ZBUFFER_RTOL,
     MAX_SPLAT_DEPTH,
@@ -166,7 +167,7 @@ def forward_warp(
 def _import_numba_kernels() -> ModuleType | Exception:
     """The numba kernels' module, or why it cannot be imported (numba missing or broken)."""
     try:
-        from devis_core.geometry import _warp_numba
+        from devis_core.toolkit.geometry import _warp_numba
     except ImportError as error:
         return error
     return _warp_numba

@@ -9,7 +9,7 @@ half-downloaded dataset should learn what is missing, not read a ``KeyError``.
 Pixel conventions: most capture tools (COLMAP, nerfstudio, DyCheck, Blender/Kubric) put the
 origin at the image's top-left *corner*, so pixel ``i`` is centred at ``i + 0.5`` and the
 principal point of a centred camera is ``W / 2``. DEVIS centres pixel ``i`` at ``i``
-(:mod:`devis_core.geometry.cameras`). :func:`corner_to_centre` converts.
+(:mod:`devis_core.toolkit.geometry.cameras`). :func:`corner_to_centre` converts.
 
 Captions: none of the datasets ships one, and DEVIS runs no captioner. :class:`Captions` gives
 every loader the same sources, most specific first (``docs/datasets.md``, "Captions").
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field, PositiveInt
 
 from devis_core.errors import UsageError
-from devis_core.geometry import pixel_grid
+from devis_core.toolkit.geometry import pixel_grid
 
 ImageSize = tuple[PositiveInt, PositiveInt]
 """``(height, width)`` in pixels, for the loaders' ``size`` option."""

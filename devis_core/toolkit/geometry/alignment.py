@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from devis_core.errors import UsageError
-from devis_core.geometry.cameras import project, transform_points
-from devis_core.geometry.depth import known_depth
+from devis_core.toolkit.geometry.cameras import project, transform_points
+from devis_core.toolkit.geometry.depth import known_depth
 
 AlignmentMode = Literal["scale", "scale-shift-disparity"]
 

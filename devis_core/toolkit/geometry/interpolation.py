@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from devis_core.geometry.cameras import camera_center, world_to_camera
+from devis_core.toolkit.geometry.cameras import camera_center, world_to_camera
 
 
 def rotation_log(rotation: torch.Tensor) -> torch.Tensor:

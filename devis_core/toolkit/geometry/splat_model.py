@@ -1,7 +1,7 @@
 """The constants of the splatting model, shared by both backends of the forward warp.
 
-Kept apart from :mod:`devis_core.geometry.warp` so the compiled backend
-(:mod:`devis_core.geometry._warp_numba`) reads the same model without importing the module
+Kept apart from :mod:`devis_core.toolkit.geometry.warp` so the compiled backend
+(:mod:`devis_core.toolkit.geometry._warp_numba`) reads the same model without importing the module
 that imports it.
 """
 

@@ -7,8 +7,8 @@ depth (T, H, W) planar in scene units with 0 or non-finite meaning unknown. See 
 docstrings for the details and for how each piece relates to TrajectoryCrafter.
 """
 
-from devis_core.geometry.alignment import AlignmentMode, DepthFit, fit_depth, sparse_depth
-from devis_core.geometry.cameras import (
+from devis_core.toolkit.geometry.alignment import AlignmentMode, DepthFit, fit_depth, sparse_depth
+from devis_core.toolkit.geometry.cameras import (
     camera_center,
     intrinsics_from_fov,
     invert_rigid,
@@ -20,8 +20,8 @@ from devis_core.geometry.cameras import (
     transform_points,
     world_to_camera,
 )
-from devis_core.geometry.depth import disparity_to_depth
-from devis_core.geometry.trajectory import (
+from devis_core.toolkit.geometry.depth import disparity_to_depth
+from devis_core.toolkit.geometry.trajectory import (
     Motion,
     centre_pivot_depth,
     compose_motion,
@@ -33,7 +33,7 @@ from devis_core.geometry.trajectory import (
     random_shares,
     sample_increments,
 )
-from devis_core.geometry.warp import forward_warp
+from devis_core.toolkit.geometry.warp import forward_warp
 
 __all__ = [
     "AlignmentMode",

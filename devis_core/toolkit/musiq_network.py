@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from devis_core.errors import UsageError
-from devis_core.measures import as_batch, to_uint8_levels
-from devis_core.weights import require_file
+from devis_core.toolkit.measures import as_batch, to_uint8_levels
+from devis_core.toolkit.weights import require_file
 
 MUSIQ_FILE = "musiq_spaq_ckpt-358bb6af.pth"
 MUSIQ_HOW_TO_GET = (

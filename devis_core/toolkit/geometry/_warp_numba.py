@@ -1,6 +1,7 @@
-"""Compiled CPU kernels of :func:`devis_core.geometry.forward_warp` (its ``numba`` backend).
+"""Compiled CPU kernels of :func:`devis_core.toolkit.geometry.forward_warp` (its ``numba`` backend).
 
-Same model and same arithmetic as the torch path of :mod:`devis_core.geometry.warp`: the same
+Same model and same arithmetic as the torch path of :mod:`devis_core.toolkit.geometry.warp`: the
+same
 ``A``/``b`` folding and order of operations, in the inputs' dtype. The torch path spends its time
 launching hundreds of small kernels per frame and in the scattered memory traffic of
 ``scatter_add_``; here each frame takes four passes over its pixels:
@@ -33,7 +34,7 @@ from numba import njit, types
 from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
 
-from devis_core.geometry.splat_model import (
+from devis_core.toolkit.geometry.splat_model import (
     CLEAN_KERNEL,
     HARD_ZBUFFER_RTOL,
     MAX_SPLAT_DEPTH,

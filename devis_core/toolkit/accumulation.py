@@ -6,7 +6,8 @@ the source and from ``V_{k-1}`` (the video of the previous step; ``V_0`` is the 
 calls the backbone. Strategies differ only in how they build the conditions of a step, so a
 strategy is a :class:`StepwiseAccumulator` with one method, :meth:`~StepwiseAccumulator.conditions`.
 
-Increments compose in parameter space (see :mod:`devis_core.geometry.trajectory`): the camera
+Increments compose in parameter space (see :mod:`devis_core.toolkit.geometry.trajectory`): the
+camera
 of step k is the orbit pose of the summed increments, applied on top of the source camera, so
 the last step lands exactly on the sample's target.
 """
@@ -24,7 +25,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 from devis_core.errors import UsageError
-from devis_core.geometry import (
+from devis_core.toolkit.geometry import (
     Motion,
     camera_center,
     centre_pivot_depth,
@@ -35,9 +36,9 @@ from devis_core.geometry import (
     relative_pose,
     transform_points,
 )
-from devis_core.geometry.depth import fill_from_nearest
-from devis_core.geometry.interpolation import arc_pose
-from devis_core.geometry.trajectory import shares_of
+from devis_core.toolkit.geometry.depth import fill_from_nearest
+from devis_core.toolkit.geometry.interpolation import arc_pose
+from devis_core.toolkit.geometry.trajectory import shares_of
 from devis_core.types import (
     AccumulationResult,
     Backbone,
@@ -110,12 +111,13 @@ class CameraPath:
     TrajectoryCrafter's parameter space: the camera after part of the motion is the orbit pose
     of that partial motion, on top of the source camera. Other samples (real datasets: a source
     and a target camera per frame) move a fraction of the way along an arc about the scene
-    pivot (:func:`~devis_core.geometry.interpolation.arc_pose`), frame by frame; fraction 1 is
+    pivot (:func:`~devis_core.toolkit.geometry.interpolation.arc_pose`), frame by frame; fraction 1
+    is
     the target camera exactly.
 
     The pivot is in one place, :attr:`pivot_depth`: the sample's own when it has one, else the
     median depth of the centre region of the source's frame 0
-    (:func:`~devis_core.geometry.centre_pivot_depth`), on each source camera's optical axis.
+    (:func:`~devis_core.toolkit.geometry.centre_pivot_depth`), on each source camera's optical axis.
     """
 
     def __init__(self, sample: ViewSynthesisSample, source_depth: torch.Tensor | None = None):
