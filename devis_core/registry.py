@@ -95,9 +95,14 @@ class Registry:
             yield from (self.components[slot][name] for name in self.names(slot))
 
     def build(self, slot: str, entry: dict[str, Any] | BaseModel) -> Any:
-        """Build the component a config entry (``{kind: name, ...}``) describes."""
-        data = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
-        return self.get(slot, data["kind"]).build(data)
+        """Build the component a config entry (``{kind: name, ...}``) describes.
+
+        A validated entry (from :func:`~devis_core.config.validate_config`) is an instance of
+        the component's config model and goes to the factory as it is; a dict is validated.
+        """
+        if isinstance(entry, BaseModel):
+            return self.get(slot, entry.kind).build(entry)
+        return self.get(slot, entry["kind"]).build(dict(entry))
 
 
 def make_register(registry: Registry, slot: str, provenance: Provenance) -> Callable[..., None]:

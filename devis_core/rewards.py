@@ -65,20 +65,22 @@ class CompositeReward:
     def __init__(self, entries: Sequence[BaseModel | dict[str, Any]], registry: Registry):
         if not entries:
             raise UsageError("the composite reward needs at least one entry in `rewards`")
-        kinds = [_data(entry)["kind"] for entry in entries]
+        kinds = [_field(entry, "kind") for entry in entries]
         self.terms: list[WeightedTerm] = []
-        for index, entry in enumerate(entries):
-            data = _data(entry)
-            weight = float(data.pop("weight", 1.0))
-            configured = data.pop("range", None)
-            term = registry.build("reward", data)
+        for index, (kind, entry) in enumerate(zip(kinds, entries, strict=True)):
+            weight = float(_field(entry, "weight", 1.0))
+            configured = _field(entry, "range", None)
+            if isinstance(entry, BaseModel):  # validated: its model is the term's config
+                term = registry.build("reward", entry)
+            else:
+                term_fields = {k: v for k, v in entry.items() if k not in ("weight", "range")}
+                term = registry.build("reward", term_fields)
             low, high = configured if configured is not None else term.default_range
             if not high > low:
                 raise UsageError(
-                    f"rewards[{index}] ({data['kind']}): range must have low < high, "
-                    f"got [{low}, {high}]"
+                    f"rewards[{index}] ({kind}): range must have low < high, got [{low}, {high}]"
                 )
-            name = data["kind"] if kinds.count(data["kind"]) == 1 else f"{data['kind']}[{index}]"
+            name = kind if kinds.count(kind) == 1 else f"{kind}[{index}]"
             self.terms.append(WeightedTerm(name, term, weight, float(low), float(high)))
 
     def to(self, device: torch.device | str) -> CompositeReward:
@@ -114,8 +116,11 @@ class CompositeReward:
         return RewardResult(terms=raw, normalised=normalised, total=total, invalid=invalid)
 
 
-def _data(entry: BaseModel | dict[str, Any]) -> dict[str, Any]:
-    return entry.model_dump() if isinstance(entry, BaseModel) else dict(entry)
+def _field(entry: BaseModel | dict[str, Any], name: str, *default: Any) -> Any:
+    """A field of a validated entry or of a dict one (``default`` when absent)."""
+    if isinstance(entry, BaseModel):
+        return getattr(entry, name, *default)
+    return entry.get(name, *default) if default else entry[name]
 
 
 def _sample_id(batch: RewardInputs, index: int) -> str:

@@ -200,3 +200,13 @@ def test_schema_is_built_from_installed_components(toys):
     text = str(schema)
     assert "toy-constant" in text and "toy-identity" in text
     assert schema["additionalProperties"] is False
+
+
+def test_a_validated_entry_reaches_its_component_as_it_is(registry):
+    """Typed configs flow through: no dump to a dict and validation again on the way."""
+    config = validate_config(
+        {"backbone": {"kind": "passthrough", "fill": 0.25}, "dataset": {"kind": "synthetic"}},
+        registry,
+    )
+    backbone = registry.build("backbone", config.backbone)
+    assert backbone.config is config.backbone
