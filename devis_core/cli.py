@@ -1,7 +1,8 @@
 """The ``devis`` command line.
 
-Exit codes: 0 success, 2 bad input (a config, an argument, a missing file the user named),
-1 any other failure. Bad input never prints a Python traceback.
+Exit codes: 0 success, 2 bad input (a config, an argument, a missing file the user named, an
+output path that cannot be written), 3 training diverged, 1 any other failure. An error DEVIS
+expects never prints a Python traceback.
 """
 
 from __future__ import annotations
@@ -226,13 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except UsageError as error:
-        click.echo(f"error: {error}", err=True)
-        return 2
     except DevisError as error:
         click.echo(f"error: {error}", err=True)
-        return 1
+        return error.exit_code
+    except (PermissionError, FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+        click.echo(f"error: {_path_error(error)}", err=True)
+        return UsageError.exit_code
     return 0
+
+
+def _path_error(error: OSError) -> str:
+    """An OS error about a path the user chose, as one line that names the path."""
+    where = error.filename if error.filename is not None else "a path"
+    return f"{where}: {error.strerror or error} (choose another path or fix its permissions)"
 
 
 if __name__ == "__main__":

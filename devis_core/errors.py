@@ -1,7 +1,8 @@
 """Exceptions with a meaning for the user: what went wrong, where, and what to do.
 
-The CLI maps :class:`UsageError` (and its subclasses) to exit code 2 and prints the message
-without a traceback; every other :class:`DevisError` is exit code 1.
+The CLI prints the message of every :class:`DevisError` without a traceback and exits with its
+``exit_code``: 2 for :class:`UsageError` (bad input: a config, an argument, a file the user
+pointed at), 3 for :class:`TrainingDivergedError`, 1 for any other. ``docs/cli.md`` lists them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ from collections.abc import Iterable
 class DevisError(Exception):
     """Base class of every error DEVIS raises on purpose."""
 
+    exit_code = 1
+
 
 class UsageError(DevisError):
     """Bad input from the user: a config, an argument, a file they pointed at."""
+
+    exit_code = 2
+
+
+class TrainingDivergedError(DevisError):
+    """Training produced non-finite losses, gradients or rewards; the run stopped after
+    keeping its last good checkpoint."""
+
+    exit_code = 3
 
 
 class ConfigError(UsageError):
