@@ -6,8 +6,10 @@ Every slot of a pipeline has one *register hook*. DEVIS calls it once per plugin
     from pydantic import BaseModel
     import devis_core
 
+
     class BlurConfig(BaseModel):
         sigma: float = 1.0
+
 
     @devis_core.hookimpl
     def devis_register_depth_estimators(register):
@@ -88,9 +90,9 @@ def devis_register_accumulators(register: Register) -> None:
     An accumulator reaches the target camera of a sample by one or more generation steps
     (ADEVIS, Eq. 7 of the paper). Its factory returns an object with
     ``run(sample, backbone, depth, *, increments=None, generator=None) -> AccumulationResult``:
-    ``increments`` is an optional list of :class:`~devis_core.toolkit.geometry.Motion` that sums to
-    the
-    sample's motion (when omitted the strategy splits the motion by its own config), and the
+    ``increments`` is an optional list of :class:`~devis_core.toolkit.geometry.Motion` that
+    sums to the sample's motion (when omitted the strategy splits the motion by its own
+    config), and the
     result carries the final video, the conditions of the last generation step (needed by
     RL training) and the number of generator calls.
 

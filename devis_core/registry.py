@@ -79,6 +79,14 @@ class Registry:
             )
         self.components[component.slot][component.name] = component
 
+    def subset(self, distribution: str) -> Registry:
+        """The components one distribution registered (a reference of what it ships)."""
+        kept = Registry()
+        for component in self:
+            if component.provenance.distribution == distribution:
+                kept.add(component)
+        return kept
+
     def get(self, slot: str, name: str) -> Component:
         """The component ``name`` of ``slot``; an unknown name lists the known ones."""
         try:

@@ -240,7 +240,7 @@ def test_every_hook_is_documented():
     from devis_core.docgen import hook_reference
 
     reference = hook_reference()
-    missing = [name for name in HOOK_NAMES if f"hookspecs.{name}\n" not in reference]
+    missing = [name for name in HOOK_NAMES if f"hookspecs.{name}(register)" not in reference]
     assert not missing, f"hooks missing from the generated reference: {missing}"
 
 
