@@ -113,13 +113,23 @@ class AccumulationResult:
 
 @dataclass
 class RewardInputs:
-    """A batch of generated videos with what the reward terms compare them to."""
+    """A batch of generated videos with what the reward terms compare them to.
+
+    All tensors are on one device, with batch size ``B``, ``T`` frames of ``H x W``; videos
+    are float in ``[0, 1]``.
+    """
 
     generated: Tensor
+    """``(B, T, 3, H, W)``: the videos to score, at the target camera."""
     source: Tensor
+    """``(B, T_s, 3, H, W)``: each sample's source video (``T_s`` may differ from ``T``)."""
     render: Tensor
+    """``(B, T, 3, H, W)``: the source reprojected to the target camera in one step (the
+    one-step conditions' render); valid where ``mask`` is true, 0 in its holes."""
     mask: Tensor
+    """``(B, T, H, W)`` bool: where the reprojected source landed (the visible region)."""
     sample_ids: Sequence[str] = ()
+    """The dataset sample id of each video, for warnings that name a sample (may be empty)."""
 
 
 @runtime_checkable
@@ -142,7 +152,12 @@ class DepthEstimator(Protocol):
 
 @runtime_checkable
 class Backbone(Protocol):
-    def generate(self, cond: Conditions, generator: torch.Generator | None = None) -> Tensor: ...
+    """A video generator: completes a render into a video (slot ``backbone``)."""
+
+    def generate(self, cond: Conditions, generator: torch.Generator | None = None) -> Tensor:
+        """A ``(T, 3, H, W)`` video in ``[0, 1]`` with the render's frame count and size;
+        ``generator`` (a CPU generator) makes the draw reproducible."""
+        ...
 
 
 @dataclass
@@ -169,15 +184,25 @@ class Rollout:
 class Policy(Protocol):
     """A backbone seen as a stochastic policy over denoising steps (DDIM with eta > 0)."""
 
-    def rollout(self, cond: Conditions, generator: torch.Generator | None = None) -> Rollout: ...
+    def rollout(self, cond: Conditions, generator: torch.Generator | None = None) -> Rollout:
+        """Sample a denoising chain under ``cond``, keeping every step's latents and
+        log-probability (no gradients)."""
+        ...
 
     def log_prob(
         self, cond: Conditions, rollout: Rollout, step: int
-    ) -> tuple[Tensor, Tensor, Tensor]: ...
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(log_prob, mean, std)`` of ``rollout.steps[step]`` under the current weights,
+        differentiable with respect to :meth:`trainable_parameters` (the GRPO ratio)."""
+        ...
 
-    def trainable_parameters(self) -> Iterator[torch.nn.Parameter]: ...
+    def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The parameters training updates (the LoRA); everything else stays frozen."""
+        ...
 
-    def disable_adapter(self) -> AbstractContextManager[None]: ...
+    def disable_adapter(self) -> AbstractContextManager[None]:
+        """A context in which the policy is its reference (the adapter off), for the KL term."""
+        ...
 
     def latent_shape(self, cond: Conditions) -> tuple[int, ...]:
         """Shape of the latent of one video under ``cond`` (to draw shared noise)."""
@@ -195,6 +220,8 @@ class Policy(Protocol):
 
 @runtime_checkable
 class Accumulator(Protocol):
+    """An ADEVIS strategy: reaches the target camera in one or more generation steps."""
+
     def run(
         self,
         sample: ViewSynthesisSample,
@@ -203,22 +230,37 @@ class Accumulator(Protocol):
         *,
         increments: Sequence[Motion] | Sequence[float] | None = None,
         generator: torch.Generator | None = None,
-    ) -> AccumulationResult: ...
+    ) -> AccumulationResult:
+        """Generate the target view of ``sample``; ``increments`` (motions or fractions of the
+        whole move that sum to it) override the strategy's own split of the camera path."""
+        ...
 
 
 @runtime_checkable
 class RewardTerm(Protocol):
-    higher_is_better: bool
-    default_range: tuple[float, float]
+    """One term of the composite reward (slot ``reward``)."""
 
-    def score(self, batch: RewardInputs) -> Tensor: ...
+    higher_is_better: bool
+    """Direction: the composite reward flips terms where lower is better."""
+    default_range: tuple[float, float]
+    """``(low, high)`` raw scores mapped to 0 and 1 (clipped) unless the config sets ``range``."""
+
+    def score(self, batch: RewardInputs) -> Tensor:
+        """One raw score per video, ``(B,)``; non-finite where the term cannot score a video."""
+        ...
 
 
 @runtime_checkable
 class Metric(Protocol):
-    higher_is_better: bool
+    """An evaluation metric against ground truth, or of a video alone (slot ``metric``)."""
 
-    def compute(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor: ...
+    higher_is_better: bool
+    """Direction, for tables and plots."""
+
+    def compute(self, prediction: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Per-frame (or per-video) values of ``prediction`` against ``target``, ``(T, 3, H,
+        W)`` videos in ``[0, 1]``; ``mask`` ``(T, H, W)`` restricts region metrics (``-nocc``)."""
+        ...
 
 
 @dataclass
@@ -236,9 +278,15 @@ class TrainingBatch:
 
 @runtime_checkable
 class Dataset(Protocol):
-    def __len__(self) -> int: ...
+    """Samples by index (slot ``dataset``); the same index gives the same sample every time."""
 
-    def __getitem__(self, index: int) -> ViewSynthesisSample: ...
+    def __len__(self) -> int:
+        """The number of samples."""
+        ...
+
+    def __getitem__(self, index: int) -> ViewSynthesisSample:
+        """Sample ``index``, on the CPU; an index out of range is an ``IndexError``."""
+        ...
 
 
 @dataclass
