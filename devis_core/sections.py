@@ -90,6 +90,15 @@ class TrainingSection(BaseModel):
     adam_beta2: float = Field(0.999, ge=0, lt=1)
     adam_epsilon: float = Field(1e-8, gt=0)
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping (global L2 norm).")
+    max_invalid_reward_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Largest fraction of a round's rewards that may be non-finite (NaN or "
+        "infinite): those samples are skipped and counted (rewards_non_finite); above it, or "
+        "when every reward is, the run stops as diverged (exit code 3) keeping its last good "
+        "checkpoint.",
+    )
     per_device_train_batch_size: int = Field(
         4,
         ge=1,

@@ -6,7 +6,8 @@ One job per module:
 - :mod:`~devis_core.training.sampling`: a round's groups, their one-step conditions and rewards;
 - :mod:`~devis_core.training.units`: what each rewarded sample trains;
 - :mod:`~devis_core.training.update`: the optimizer, its schedule and the synchronised step;
-- :mod:`~devis_core.training.checkpoints`: atomic checkpoints and the run's weight files;
+- :mod:`~devis_core.training.checkpoints`: atomic, verified checkpoints and the run's weight
+  files (:mod:`~devis_core.training.state_files`: their state as safetensors and JSON);
 - :mod:`~devis_core.training.logs`: ``metrics.jsonl``, TensorBoard, the reward curve;
 - :mod:`~devis_core.training.seeds`: every draw seeded from (seed, round, ...);
 - :mod:`~devis_core.training.trainer`: the run, orchestrating them.
@@ -25,7 +26,6 @@ from devis_core.training.algorithm import (
 from devis_core.training.checkpoints import CHECKPOINTS, FINAL_LORA, LATEST, WARM_START_LORA
 from devis_core.training.logs import METRICS
 from devis_core.training.trainer import Trainer
-from devis_core.training.update import NonFiniteError
 
 __all__ = [
     "CHECKPOINTS",
@@ -35,7 +35,6 @@ __all__ = [
     "WARM_START_LORA",
     "Capabilities",
     "GroupAlgorithmConfig",
-    "NonFiniteError",
     "SeededBatch",
     "Trainer",
     "TrainingAlgorithm",

@@ -84,6 +84,7 @@ def round_record(round_index: int, groups: Sequence[Group], scores: RoundRewards
     record.update(_mean_std("advantage", advantages))
     record["advantage_abs_mean"] = float(advantages.abs().mean())
     record["rewards_non_finite"] = int((~finite).sum())
+    record["rewards_non_finite_fraction"] = float((~finite).sum()) / max(1, rewards.numel())
     degenerate = 0
     for group in torch.unique(group_ids):
         values = rewards[(group_ids == group) & finite]

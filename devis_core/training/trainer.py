@@ -11,6 +11,11 @@ A run is an optional supervised warm start, then ``training.rounds`` rounds of:
 6. **checkpoint** (:mod:`~devis_core.training.checkpoints`) and **log**
    (:mod:`~devis_core.training.logs`).
 
+A round whose rewards are all non-finite, or more than ``max_invalid_reward_fraction`` of them,
+and a non-finite loss, gradient norm or weight stop the run within the round with
+:class:`~devis_core.errors.TrainingDivergedError` (exit code 3): the diverged state is never
+checkpointed nor written as the final LoRA, and the message names the last good checkpoint.
+
 Every random draw of round ``r`` is seeded from ``(seed, r, ...)``
 (:mod:`~devis_core.training.seeds`), so resuming after the checkpoint of round ``r - 1``
 repeats round ``r`` exactly as an uninterrupted run would.
@@ -30,7 +35,7 @@ from tqdm.auto import tqdm
 from devis_core import distributed
 from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
 from devis_core.distributed import World
-from devis_core.errors import UsageError
+from devis_core.errors import TrainingDivergedError, UsageError
 from devis_core.pipeline import Pipeline, make_generator
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
@@ -40,9 +45,10 @@ from devis_core.training.checkpoints import (
     FINAL_LORA,
     WARM_START_LORA,
     LoraPolicy,
+    checkpoint_path,
     copy_atomically,
     latest_checkpoint,
-    load_checkpoint,
+    resume_checkpoint,
     save_checkpoint,
     save_lora,
 )
@@ -126,6 +132,8 @@ class Trainer:
             collective_device=self.collective_device,
         )
         self.next_round = 0
+        self.last_good: Path | None = None
+        """The checkpoint this run last wrote or resumed from: what a divergence keeps."""
         self.log = RunLog(self.directory, main=world.is_main)
 
     # --- the run ----------------------------------------------------------------------------
@@ -133,10 +141,13 @@ class Trainer:
     def run(self) -> Path:
         """Warm start (on a fresh run), the remaining rounds, the final LoRA; the directory."""
         self._prepare_directory()
-        if self.next_round == 0 and not self.resume and self.settings.warm_start.steps:
-            self._warm_start()
-        for round_index in range(self.next_round, self.settings.rounds):
-            self._round(round_index)
+        try:
+            if self.next_round == 0 and not self.resume and self.settings.warm_start.steps:
+                self._warm_start()
+            for round_index in range(self.next_round, self.settings.rounds):
+                self._round(round_index)
+        except TrainingDivergedError as error:
+            raise self._diverged(str(error)) from None
         if self.world.is_main:
             copy_atomically(self._latest() / FINAL_LORA, self.directory / FINAL_LORA)
         return self.directory
@@ -170,6 +181,19 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return gradient, scores.rewards
 
+    def _diverged(self, reason: str) -> TrainingDivergedError:
+        """The error that stops a diverged run: why, and which checkpoint is kept (logged)."""
+        if self.last_good is not None:
+            kept = f"the last good checkpoint {self.last_good} is kept"
+        else:
+            kept = "no checkpoint had been written yet"
+        message = (
+            f"training diverged: {reason}. The run stopped without saving the diverged state; "
+            f"{kept}"
+        )
+        self.log.write({"event": "diverged", "round": self.next_round, "reason": message})
+        return TrainingDivergedError(message)
+
     def _prepare_directory(self) -> None:
         resolved = dump_config(self.config, self.registry)
         checkpoint = latest_checkpoint(self.directory)
@@ -177,8 +201,8 @@ class Trainer:
             if checkpoint is None:
                 raise UsageError(f"--resume {self.directory}: no checkpoint there to resume")
             _check_same_config(self.directory / "config.yaml", resolved)
-            self.next_round = load_checkpoint(
-                checkpoint,
+            self.last_good, self.next_round = resume_checkpoint(
+                self.directory,
                 policy=self.policy,
                 optimizer=self.updater.optimizer,
                 scheduler=self.updater.scheduler,
@@ -205,14 +229,17 @@ class Trainer:
         return checkpoint
 
     def _save_checkpoint(self, next_round: int) -> None:
-        save_checkpoint(
-            self.directory,
-            policy=self.policy,
-            optimizer=self.updater.optimizer,
-            scheduler=self.updater.scheduler,
-            next_round=next_round,
-            round_seed=round_seed(self.config.seed, next_round),
-        )
+        """Rank 0 writes the checkpoint; every rank records where it is."""
+        if self.world.is_main:
+            save_checkpoint(
+                self.directory,
+                policy=self.policy,
+                optimizer=self.updater.optimizer,
+                scheduler=self.updater.scheduler,
+                next_round=next_round,
+                round_seed=round_seed(self.config.seed, next_round),
+            )
+        self.last_good = checkpoint_path(self.directory, next_round)
 
     # --- warm start -------------------------------------------------------------------------
 
@@ -251,11 +278,12 @@ class Trainer:
         self.log.write({"event": "warm_start_done", "seconds": time.perf_counter() - started})
         if self.world.is_main:
             save_lora(self.policy, self.directory / WARM_START_LORA)
-            self._save_checkpoint(next_round=0)
+        self._save_checkpoint(next_round=0)
 
     # --- one round --------------------------------------------------------------------------
 
     def _round(self, round_index: int) -> None:
+        self.next_round = round_index
         seed_globals(self.config.seed, round_index)
         times: dict[str, float] = {}
         started = time.perf_counter()
@@ -264,6 +292,7 @@ class Trainer:
 
         started = time.perf_counter()
         scores = self.score(groups)
+        self._check_rewards(round_index, scores.rewards)
         times["seconds_rewards"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -281,11 +310,22 @@ class Trainer:
         started = time.perf_counter()
         record = round_record(round_index, groups, scores)
         record.update(update)
-        if self.world.is_main:
-            self._save_checkpoint(next_round=round_index + 1)
+        self._save_checkpoint(next_round=round_index + 1)
         times["seconds_checkpoint"] = time.perf_counter() - started
         record.update(times)
         self.log.write_round(record)
+
+    def _check_rewards(self, round_index: int, rewards: torch.Tensor) -> None:
+        """Stop when every reward of the round (every process's), or more than
+        ``max_invalid_reward_fraction`` of them, is non-finite; fewer are skipped (their
+        samples train nothing) and counted in the round's record."""
+        invalid, total = int((~torch.isfinite(rewards)).sum()), rewards.numel()
+        limit = self.settings.max_invalid_reward_fraction
+        if total and (invalid == total or invalid / total > limit):
+            raise TrainingDivergedError(
+                f"{invalid} of {total} rewards of round {round_index} are not finite (NaN or "
+                f"infinite; training.max_invalid_reward_fraction is {limit:g})"
+            )
 
     def sample(self, round_index: int) -> list[Group]:
         """This process's groups of round ``round_index`` (group ``g`` on rank ``g mod size``)."""

@@ -5,7 +5,10 @@ A round's update is ``num_iterations`` epochs of shuffled micro-batches of units
 ``gradient_accumulation_steps`` micro-batches per step. Gradients are summed over processes and
 divided by the number of trained units of the global step (the gradient of the mean loss over
 the global batch, as DDP computes it), clipped to ``max_grad_norm``, and checked: a non-finite
-loss or norm stops the run before the optimizer steps.
+loss or gradient norm stops the run before the optimizer steps, and non-finite weights after a
+step stop it before anything saves them (:class:`~devis_core.errors.TrainingDivergedError`, exit
+code 3). Nothing is skipped silently: a diverged run is not worth continuing, and its last
+checkpoint is the state to inspect or resume with other settings.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tqdm.auto import tqdm
 
 from devis_core import distributed
 from devis_core.distributed import World
-from devis_core.errors import DevisError
+from devis_core.errors import TrainingDivergedError
 from devis_core.pipeline import make_generator
 from devis_core.sections import TrainingSection
 from devis_core.training.algorithm import TrainingAlgorithm
@@ -28,10 +31,6 @@ from devis_core.training.logs import RunLog
 from devis_core.training.seeds import derived_seed
 from devis_core.training.units import Unit, seeded_batch
 from devis_core.types import Policy
-
-
-class NonFiniteError(DevisError):
-    """A loss or gradient was NaN or infinite: the run stops, the last checkpoint stays."""
 
 
 def adamw(
@@ -195,9 +194,9 @@ class Updater:
         totals = distributed.all_reduce_sum(totals, self.world).cpu()
         if totals[2] > 0:
             optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(
+            raise TrainingDivergedError(
                 f"{bad or f'a non-finite loss on another process at {where}'} (rank "
-                f"{self.world.rank}); nothing was saved, the last checkpoint stays"
+                f"{self.world.rank})"
             )
         units = int(totals[1])
         if units == 0:
@@ -209,13 +208,17 @@ class Updater:
         norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
         if not torch.isfinite(norm):
             optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(
-                f"non-finite gradient norm ({float(norm)}) at {where}; nothing was saved, "
-                "the last checkpoint stays"
-            )
+            raise TrainingDivergedError(f"non-finite gradient norm ({float(norm)}) at {where}")
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        # the step is the same on every process (same gradients, same weights): no collective
+        for parameter in self.parameters:
+            if not bool(torch.isfinite(parameter.detach()).all()):
+                raise TrainingDivergedError(
+                    f"non-finite weights after the optimizer step at {where} (learning rate "
+                    f"{optimizer.param_groups[0]['lr']:g})"
+                )
         return {
             "loss": float(totals[0]) / units,
             "grad_norm": float(norm),

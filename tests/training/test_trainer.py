@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from devis_core.config import validate_config
 from devis_core.distributed import World
 from devis_core.engines.train import train_pipeline
-from devis_core.errors import UsageError
+from devis_core.errors import TrainingDivergedError, UsageError
 from devis_core.plugins import load_registry
-from devis_core.training import NonFiniteError, Trainer
+from devis_core.training import Trainer
 from tests.plugins import toy_components
 from tests.training.conftest import training_data
 
@@ -91,8 +91,12 @@ def test_non_finite_loss_stops_naming_the_round_and_keeps_the_checkpoint(tmp_pat
         return log_prob * float("nan"), mean, std
 
     trainer.policy.log_prob = poisoned
-    with pytest.raises(NonFiniteError, match=r"round 1, epoch 0, step 0, groups \[0, 1\]"):
+    with pytest.raises(TrainingDivergedError) as stopped:
         trainer.run()
+    assert "non-finite loss (nan) in round 1, epoch 0, step 0, groups [0, 1]" in str(stopped.value)
+    assert f"last good checkpoint {run / 'checkpoints' / 'round-00001'} is kept" in str(
+        stopped.value
+    )
     assert (run / "checkpoints" / "latest").read_text() == "round-00001"
     kept = _weights(run / "checkpoints" / "round-00001" / "lora.safetensors")
     assert all(torch.equal(saved[k], kept[k]) for k in saved)
