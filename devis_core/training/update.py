@@ -209,7 +209,17 @@ class Updater:
         if not torch.isfinite(norm):
             optimizer.zero_grad(set_to_none=True)
             raise TrainingDivergedError(f"non-finite gradient norm ({float(norm)}) at {where}")
-        optimizer.step()
+        try:
+            optimizer.step()
+        except RuntimeError as error:
+            # a learning rate beyond float32 fails inside the step ("cannot be converted to
+            # type float without overflow"): divergence too, not a crash
+            if "overflow" not in str(error):
+                raise
+            raise TrainingDivergedError(
+                f"the optimizer step overflowed at {where} (learning rate "
+                f"{optimizer.param_groups[0]['lr']:g}): {error}"
+            ) from None
         if scheduler is not None:
             scheduler.step()
         # the step is the same on every process (same gradients, same weights): no collective
