@@ -32,6 +32,12 @@ override_option = click.option(
     help="Set one config value, e.g. -o accumulator.steps=3 (repeatable).",
 )
 config_argument = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Clear the output directory first when it holds files that are not a run this "
+    "command resumes (docs/cli.md, 'Run directories').",
+)
 
 
 def _registry() -> Registry:
@@ -124,22 +130,45 @@ def _referenced(node: object, definitions: dict[str, object]) -> dict[str, objec
 @cli.command()
 @config_argument
 @override_option
-def validate(config: Path, overrides: tuple[str, ...]) -> None:
-    """Check a pipeline config and print it resolved (defaults filled, extends merged)."""
+@click.option(
+    "--for",
+    "commands",
+    multiple=True,
+    type=click.Choice(["run", "train", "eval"]),
+    help="Run the checks of this command (repeatable). Default: every command whose sections "
+    "the config has (run: dataset, depth, accumulator, backbone; eval: and metrics; train: "
+    "and algorithm or rewards).",
+)
+def validate(config: Path, overrides: tuple[str, ...], commands: tuple[str, ...]) -> None:
+    """Check a pipeline config as the commands do before they start; print it resolved.
+
+    The checks are those `devis run`, `train` and `eval` run before any work (sections
+    present, files the config names, run.sample, the output path); no weights are loaded.
+    """
+    from devis_core.engines.preflight import applicable_commands, preflight
+
     registry, pipeline = _load(config, overrides)
+    checked = list(dict.fromkeys(commands)) or applicable_commands(pipeline)
+    for command in checked:
+        preflight(pipeline, registry, command)  # type: ignore[arg-type]
     click.echo(to_yaml(dump_config(pipeline, registry)), nl=False)
+    if checked:
+        click.echo(f"valid for: {', '.join(f'devis {c}' for c in checked)}", err=True)
+    else:
+        click.echo("valid; no command's sections are all present (devis validate --for)", err=True)
 
 
 @cli.command()
 @config_argument
 @override_option
+@overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def run(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+def run(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Synthesise the target-view video of a pipeline (ADEVIS) into its run directory."""
     from devis_core.engines.run import run_pipeline
 
     registry, pipeline = _load(config, overrides)
-    directory = run_pipeline(pipeline, registry, progress=not quiet)
+    directory = run_pipeline(pipeline, registry, progress=not quiet, overwrite=overwrite)
     click.echo(f"written to {directory}", err=True)
 
 
@@ -151,26 +180,32 @@ def run(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the run in this directory from its last checkpoint.",
 )
+@overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def train(config: Path, overrides: tuple[str, ...], resume: Path | None, quiet: bool) -> None:
+def train(
+    config: Path, overrides: tuple[str, ...], resume: Path | None, overwrite: bool, quiet: bool
+) -> None:
     """Train a backbone with an algorithm (GRPO, DPO, SFT) from a pipeline config."""
     from devis_core.engines.train import train_pipeline
 
     registry, pipeline = _load(config, overrides)
-    directory = train_pipeline(pipeline, registry, resume=resume, progress=not quiet)
+    directory = train_pipeline(
+        pipeline, registry, resume=resume, progress=not quiet, overwrite=overwrite
+    )
     click.echo(f"written to {directory}", err=True)
 
 
 @cli.command(name="eval")
 @config_argument
 @override_option
+@overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def evaluate(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+def evaluate(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Score a backbone and accumulator over a dataset with the configured metrics."""
     from devis_core.engines.evaluate import evaluate_pipeline
 
     registry, pipeline = _load(config, overrides)
-    directory = evaluate_pipeline(pipeline, registry, progress=not quiet)
+    directory = evaluate_pipeline(pipeline, registry, progress=not quiet, overwrite=overwrite)
     click.echo(f"written to {directory}", err=True)
 
 
@@ -184,6 +219,7 @@ def evaluate(config: Path, overrides: tuple[str, ...], quiet: bool) -> None:
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda[:N], npu[:N], auto.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def ablate(
     suite: str,
@@ -191,6 +227,7 @@ def ablate(
     output: Path | None,
     device: str,
     seed: int,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Run an ablation suite and write its table (markdown, CSV, JSON) and bar plots.
@@ -208,6 +245,7 @@ def ablate(
         device=device,
         seed=seed,
         progress=not quiet,
+        overwrite=overwrite,
     )
     from devis_core.engines.tables import markdown_table
 

@@ -1,17 +1,24 @@
-"""``devis ablate SUITE``: configure a registered suite, run it, write its tables and plots."""
+"""``devis ablate SUITE``: configure a registered suite, run it, write its tables and plots.
+
+The output directory is held for the run (:func:`~devis_core.engines.run_directory.run_directory`);
+one holding the same suite's finished rows is resumed, anything else is refused unless
+``overwrite`` clears it first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+import yaml
 
-from devis_core.config import apply_overrides, format_path, to_yaml
+from devis_core.config import to_yaml
 from devis_core.devices import resolve_device
+from devis_core.engines.preflight import preflight_suite
+from devis_core.engines.run_directory import run_directory
 from devis_core.engines.tables import write_plots, write_tables
-from devis_core.errors import ConfigError
 from devis_core.registry import Registry
+from devis_core.toolkit.files import atomic_write_text
 from devis_core.types import SuiteContext, SuiteResult
 
 
@@ -24,21 +31,16 @@ def run_suite(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[SuiteResult, Path]:
     """Run suite ``name`` with ``field=value`` overrides of its config; return its table.
 
     Writes ``table.{md,csv,json}`` and ``plots/<metric>.png`` into ``output``; suites keep
     their finished rows there too, so running again into the same ``output`` resumes.
     """
-    component = registry.get("suite", name)
-    data = apply_overrides({}, overrides)
-    try:
-        config = component.config_model.model_validate(data)
-    except ValidationError as error:
-        problems = [(format_path(list(e["loc"])), e["msg"]) for e in error.errors()]
-        raise ConfigError(problems, source=f"suite {name!r} (-o overrides)") from None
+    component, config = preflight_suite(registry, name, overrides, output)
+    where = resolve_device(device)
     suite = component.factory(config)
-    output.mkdir(parents=True, exist_ok=True)
     origin = component.provenance
     record = {
         "suite": name,
@@ -48,15 +50,32 @@ def run_suite(
         "seed": seed,
         "config": config.model_dump(mode="json"),
     }
-    (output / "suite.yaml").write_text(to_yaml(record))
-    context = SuiteContext(
-        registry=registry,
-        output=output,
-        device=resolve_device(device),
-        seed=seed,
-        progress=progress,
-    )
-    result = suite.run(context)
-    write_tables(result, output)
-    write_plots(result, output)
+    with run_directory(output, command="ablate", overwrite=overwrite, reusable=_same_suite(name)):
+        atomic_write_text(output / "suite.yaml", to_yaml(record))
+        context = SuiteContext(
+            registry=registry,
+            output=output,
+            device=where,
+            seed=seed,
+            progress=progress,
+        )
+        result = suite.run(context)
+        write_tables(result, output)
+        write_plots(result, output)
     return result, output
+
+
+def _same_suite(name: str) -> Callable[[Path], str | None]:
+    """A directory is resumed when it holds a run of the same suite (rows keyed by config)."""
+
+    def check(directory: Path) -> str | None:
+        try:
+            record = yaml.safe_load((directory / "suite.yaml").read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return "it holds no suite.yaml of a `devis ablate` run"
+        previous = record.get("suite") if isinstance(record, dict) else None
+        if previous != name:
+            return f"it holds a run of suite {previous!r}, not {name!r}"
+        return None
+
+    return check

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from tqdm.auto import tqdm
 
 from devis_core.config import (
@@ -38,8 +37,9 @@ from devis_core.config import (
     to_yaml,
     validate_config,
 )
+from devis_core.engines.preflight import evaluation_methods, preflight
+from devis_core.engines.run_directory import run_directory, same_config
 from devis_core.engines.tables import json_safe, markdown_table, slug, write_tables
-from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
 from devis_core.toolkit.files import atomic_write_text
@@ -47,7 +47,6 @@ from devis_core.toolkit.results import RecordLog, config_key
 from devis_core.types import SuiteContext, SuiteResult, ViewSynthesisSample
 
 RECORDS = "metrics.jsonl"
-DEFAULT_METHOD = "as configured"
 _NOT_COMPARED = ("evaluation", "name", "output", PROVENANCE_KEY)
 """Config keys that do not change what a method computes (left out of its key)."""
 _RECORD_FIELDS = ("method", "key", "overrides", "sample_id", "index", "generator_calls", "seconds")
@@ -163,64 +162,44 @@ def _count(pipeline: Pipeline, samples: int | None) -> int:
 # -- devis eval --------------------------------------------------------------------------------
 
 
-def evaluate_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = True) -> Path:
+def evaluate_pipeline(
+    config: PipelineBase, registry: Registry, *, progress: bool = True, overwrite: bool = False
+) -> Path:
     """``devis eval``: score every configured method; write the records and the table.
 
     The run directory (the config's ``output``) receives ``config.yaml`` (resolved, with
     provenance), ``metrics.jsonl`` (the records of :func:`score_methods`) and the table as
-    ``table.md``, ``table.csv`` and ``table.json``. Returns the run directory.
+    ``table.md``, ``table.csv`` and ``table.json``. A directory holding an evaluation of the
+    same config is resumed; one holding anything else is refused unless ``overwrite`` clears
+    it first. Returns the run directory.
     """
+    preflight(config, registry, "eval")
+    methods = evaluation_methods(config, registry)
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
     resolved = dump_config(config, registry)
-    _check_same_run(output / "config.yaml", resolved)
-    atomic_write_text(output / "config.yaml", to_yaml(resolved))
-
-    raw = {k: v for k, v in config.model_dump(mode="json").items() if k != PROVENANCE_KEY}
-    overrides = config.evaluation.methods or {config.name or DEFAULT_METHOD: []}
-    methods = {
-        name: validate_config(
-            apply_overrides(raw, changes), registry, source=f"evaluation.methods[{name!r}]"
+    reusable = same_config(resolved, command="eval", ignored=_NOT_COMPARED)
+    with run_directory(output, command="eval", overwrite=overwrite, reusable=reusable):
+        atomic_write_text(output / "config.yaml", to_yaml(resolved))
+        records = score_methods(
+            methods,
+            registry,
+            samples=config.evaluation.max_samples,
+            log=RecordLog(output / RECORDS),
+            progress=progress,
         )
-        for name, changes in overrides.items()
-    }
-    records = score_methods(
-        methods,
-        registry,
-        samples=config.evaluation.max_samples,
-        log=RecordLog(output / RECORDS),
-        progress=progress,
-    )
-    names, rows = summarise(records, list(methods))
-    columns = ["method"]
-    for metric in names:
-        columns += [metric, f"{metric} std"]
-    table = SuiteResult(
-        title=f"Evaluation of {config.name}" if config.name else "Evaluation",
-        columns=[*columns, "generator calls", "samples"],
-        rows=rows,
-        notes=["mean and sample standard deviation over the samples with a finite value"],
-    )
-    write_tables(table, output)
+        names, rows = summarise(records, list(methods))
+        columns = ["method"]
+        for metric in names:
+            columns += [metric, f"{metric} std"]
+        table = SuiteResult(
+            title=f"Evaluation of {config.name}" if config.name else "Evaluation",
+            columns=[*columns, "generator calls", "samples"],
+            rows=rows,
+            notes=["mean and sample standard deviation over the samples with a finite value"],
+        )
+        write_tables(table, output)
     click.echo(markdown_table(table))
     return output
-
-
-def _check_same_run(path: Path, resolved: dict[str, Any]) -> None:
-    """Refuse to mix two different configs' samples in one ``metrics.jsonl``."""
-    if not path.exists():
-        return
-    previous = yaml.safe_load(path.read_text()) or {}
-    changed = sorted(
-        key
-        for key in set(previous) | set(resolved)
-        if key not in _NOT_COMPARED and previous.get(key) != resolved.get(key)
-    )
-    if changed:
-        raise UsageError(
-            f"{path.parent} holds an evaluation of another config (it differs in: "
-            f"{', '.join(changed)}); choose another `output` or delete that directory"
-        )
 
 
 # -- suites ------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """``devis run CONFIG``: synthesise one sample's target view and write everything to look at.
 
-The run directory receives the resolved ``config.yaml`` first (so a failed run still says what
-it ran), then ``source.mp4``, ``render.mp4`` and ``mask.mp4`` (the last accumulation step's
-conditions), ``generated.mp4``, ``target.mp4`` when the dataset has ground truth, a
-``comparison.png`` grid and ``metrics.json``.
+The run directory is held for the run (:func:`~devis_core.engines.run_directory.run_directory`:
+a lock, ``run.json`` saying running, finished or failed) and receives the resolved
+``config.yaml`` first (so a failed run still says what it ran), then ``source.mp4``,
+``render.mp4`` and ``mask.mp4`` (the last accumulation step's conditions), ``generated.mp4``,
+``target.mp4`` when the dataset has ground truth, a ``comparison.png`` grid and
+``metrics.json``.
 """
 
 from __future__ import annotations
@@ -15,25 +17,40 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from devis_core.config import PipelineBase, dump_config, to_yaml
+from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
+from devis_core.engines.preflight import preflight
+from devis_core.engines.run_directory import run_directory, same_config
 from devis_core.engines.tables import json_safe
-from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
 from devis_core.toolkit.files import atomic_write_text
 from devis_core.toolkit.media import save_comparison, write_mask_video, write_video
 
+_NOT_COMPARED = ("name", "output", "evaluation", "training", PROVENANCE_KEY)
+"""Config keys a rerun into the same directory may change (they do not change its outputs)."""
 
-def run_pipeline(config: PipelineBase, registry: Registry, *, progress: bool = True) -> Path:
-    """Run the configured accumulator and backbone on one sample; return the run directory."""
+
+def run_pipeline(
+    config: PipelineBase, registry: Registry, *, progress: bool = True, overwrite: bool = False
+) -> Path:
+    """Run the configured accumulator and backbone on one sample; return the run directory.
+
+    The directory may hold an earlier ``devis run`` of the same config (its files are
+    replaced); anything else is refused unless ``overwrite`` clears it first.
+    """
     pipeline = Pipeline(config, registry)
+    preflight(config, registry, "run", dataset=lambda: pipeline.dataset)
+    resolved = dump_config(config, registry)
+    reusable = same_config(resolved, command="run", ignored=_NOT_COMPARED)
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output / "config.yaml", to_yaml(dump_config(config, registry)))
+    with run_directory(output, command="run", overwrite=overwrite, reusable=reusable):
+        atomic_write_text(output / "config.yaml", to_yaml(resolved))
+        return _synthesise(pipeline, config, output, progress)
 
+
+def _synthesise(pipeline: Pipeline, config: PipelineBase, output: Path, progress: bool) -> Path:
+    """Synthesise ``run.sample`` and write its videos, figure and metrics into ``output``."""
     dataset = pipeline.dataset
-    if config.run.sample >= len(dataset):
-        raise UsageError(f"run.sample={config.run.sample} but the dataset has {len(dataset)}")
     sample = dataset[config.run.sample]
     frames = sample.num_frames
     steps = getattr(getattr(pipeline.accumulator, "config", None), "steps", None)

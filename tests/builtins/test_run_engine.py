@@ -27,7 +27,9 @@ def test_quickstart_run_writes_the_run_directory(tmp_path, capsys):
         "target.mp4",
         "comparison.png",
         "metrics.json",
+        "run.json",  # the lock (run.lock) is gone: released when the run ended
     }
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generator_calls"] == 3
     assert 5 < metrics["psnr"] < 60 and 5 < metrics["psnr-nocc"] < 60
