@@ -254,6 +254,7 @@ class Trainer:
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
             loss_sum, count = torch.zeros((), dtype=torch.float64), 0
+            bad: str | None = None
             for slot in range(self.world.rank, settings.batch_size, self.world.size):
                 sample = dataset[(step * settings.batch_size + slot) % len(dataset)]
                 sample = sample.to(self.pipeline.device)
@@ -268,11 +269,14 @@ class Trainer:
                 loss = self.policy.v_prediction_error(
                     conditions, sample.target, timesteps, noise
                 ).mean()
+                if not torch.isfinite(loss):
+                    bad = f"non-finite loss ({float(loss.detach())}) in warm-start step {step}"
+                    continue
                 loss.backward()
                 loss_sum += float(loss.detach())
                 count += 1
             result = self.updater.step(
-                optimizer, None, loss_sum, count, where=f"warm-start step {step}"
+                optimizer, None, loss_sum, count, where=f"warm-start step {step}", bad=bad
             )
             self.log.write({"event": "warm_start", "step": step, **result})
         self.log.write({"event": "warm_start_done", "seconds": time.perf_counter() - started})

@@ -180,3 +180,19 @@ def test_a_sane_step_passes_the_guards():
     result = updater.step(updater.optimizer, None, torch.tensor(1.0), 1, where="here")
     assert result["units"] == 1 and result["grad_norm"] == pytest.approx(3**0.5)
     assert bool(torch.isfinite(parameter).all()) and not torch.equal(parameter, torch.ones(3))
+
+
+def test_a_diverging_warm_start_stops_before_any_checkpoint(tmp_path, registry):
+    data = training_data(str(tmp_path / "run"), training={"warm_start": {"steps": 2}})
+    trainer = Trainer(
+        validate_config(data, registry), registry, world=World(), resume=None, progress=False
+    )
+    real = trainer.policy.v_prediction_error
+    trainer.policy.v_prediction_error = lambda *args: real(*args) * float("nan")
+    with pytest.raises(TrainingDivergedError) as stopped:
+        trainer.run()
+    message = str(stopped.value)
+    assert "non-finite loss (nan) in warm-start step 0" in message
+    assert "no checkpoint had been written yet" in message
+    assert not (trainer.directory / "checkpoints").exists()
+    assert not (trainer.directory / "warm_start.safetensors").exists()
