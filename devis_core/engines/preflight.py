@@ -101,8 +101,9 @@ def check_sections(config: PipelineBase, registry: Registry, command: Command) -
                 f"devis {command} needs at least one entry in `{key}`, e.g. "
                 f"{key}: [{{kind: ...}}]; registered: {names}"
             )
+        article = "an" if str(key)[0] in "aeiou" else "a"
         raise UsageError(
-            f"devis {command} needs a `{key}` section in the config, e.g. "
+            f"devis {command} needs {article} `{key}` section in the config, e.g. "
             f"{key}: {{kind: ...}}; registered: {names}"
         )
 
