@@ -19,6 +19,7 @@ the error messages always describe what is really available.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -165,12 +166,19 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 def _load_yaml_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"config file {path} is not UTF-8 text (byte {error.start}): is it a binary file?"
+        ) from None
     except OSError as error:
         raise UsageError(f"cannot read config file {path}: {error}") from None
-    return parse_yaml(text, str(path))
+    data = parse_yaml(text, str(path))
+    if not data:  # an empty file runs nothing: almost always the wrong file or a failed copy
+        raise UsageError(f"config file {path} is empty: it holds no settings")
+    return data
 
 
 def parse_yaml(text: str, source: str = "<string>") -> dict[str, Any]:
@@ -277,17 +285,40 @@ def validate_config(
     """Validate raw config data; every problem is reported at once, with its YAML path."""
     data = {k: v for k, v in data.items() if k != PROVENANCE_KEY}
     data = _expand_shorthands(data)
-    problems = _kind_problems(data, registry)
+    problems = _kind_problems(data, registry) + non_finite_problems(data)
     model = pipeline_model(registry)
     if not problems:
         try:
-            return model.model_validate(data)
+            config = model.model_validate(data)
         except ValidationError as error:
             problems = [
                 (_yaml_path(item["loc"], data), _reason(item, data, model))
                 for item in error.errors()
             ]
+        else:
+            # pydantic reads the strings "nan" and "inf" as floats: check what it made of them
+            problems = non_finite_problems(config.model_dump())
+            if not problems:
+                return config
     raise ConfigError(problems, source)
+
+
+NON_FINITE = "NaN and infinity are not accepted: give a finite number"
+
+
+def non_finite_problems(node: Any, parts: tuple[str | int, ...] = ()) -> list[tuple[str, str]]:
+    """``(yaml_path, reason)`` of every NaN or infinite float in ``node`` (plain config data).
+
+    No setting of DEVIS means anything at NaN or infinity, and one such value (a reward weight,
+    a learning rate) silently turns every number of a run into NaN, so they are refused at load.
+    """
+    if isinstance(node, float) and not math.isfinite(node):
+        return [(format_path(list(parts)), f"{node} is not a finite number; {NON_FINITE}")]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in non_finite_problems(v, (*parts, str(k)))]
+    if isinstance(node, list | tuple):
+        return [p for i, v in enumerate(node) for p in non_finite_problems(v, (*parts, i))]
+    return []
 
 
 def load_config(

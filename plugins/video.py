@@ -91,7 +91,7 @@ class VideoDataset:
                     f"at least {(needed, height, width)}"
                 )
             depth = depth[: needed : cfg.stride]
-        pivot = cfg.pivot_depth if cfg.pivot_depth is not None else pivot_depth_from(depth)
+        pivot = cfg.pivot_depth if cfg.pivot_depth is not None else _pivot_from_files(cfg, depth)
         motion = Motion(cfg.theta, cfg.phi, cfg.r, cfg.x, cfg.y)
         K = intrinsics_from_fov(height, width, cfg.fov_x_deg)
         return ViewSynthesisSample(
@@ -109,6 +109,19 @@ class VideoDataset:
             caption=self.captions.for_sample(cfg.path.stem, caption_file(cfg.path)),
             fps=cfg.fps,
         )
+
+
+def _pivot_from_files(config: VideoDatasetConfig, depth: torch.Tensor | None) -> float:
+    """The orbit pivot from the depth maps' centre pixel of frame 0 (TrajectoryCrafter's)."""
+    if depth is None:  # the config validator requires pivot_depth then
+        raise UsageError("the video dataset needs `depth` or `pivot_depth`")
+    try:
+        return pivot_depth_from(depth)
+    except ValueError as error:
+        raise UsageError(
+            f"depth {config.depth}: {error} in frame 0, where the orbit pivot goes; set "
+            "`dataset.pivot_depth` (the depth the camera orbits about) or fix the depth maps"
+        ) from None
 
 
 def caption_file(clip: Path) -> Path:

@@ -36,7 +36,7 @@ from devis_core.toolkit.geometry import (
     relative_pose,
     transform_points,
 )
-from devis_core.toolkit.geometry.depth import fill_from_nearest
+from devis_core.toolkit.geometry.depth import fill_from_nearest, require_known_depth
 from devis_core.toolkit.geometry.interpolation import arc_pose
 from devis_core.toolkit.geometry.trajectory import shares_of
 from devis_core.types import (
@@ -91,9 +91,16 @@ def one_step_conditions(
     The one place this is computed: the ``direct`` strategy generates from it, rewards compare
     with its render, training scores chains under it, and ``*-nocc`` metrics use its mask.
     """
+    require_known_depth(source_depth, f"the source depth of sample {sample.sample_id!r}")
     shown = reproject(
         sample.source, source_depth, sample.K, sample.source_w2c, sample.target_w2c, clean=clean
     )
+    if not bool(shown.mask.any()):
+        raise UsageError(
+            f"sample {sample.sample_id!r}: the target camera sees none of the source video (the "
+            "visibility mask is empty in every frame), so nothing can be generated from it or "
+            "scored against it: check the sample's cameras, its motion and the depth's units"
+        )
     return Conditions(
         shown.render, shown.mask, sample.source, sample.caption, render_depth=shown.depth
     )
@@ -345,6 +352,7 @@ class StepwiseAccumulator(ABC):
         generator: torch.Generator | None = None,
     ) -> AccumulationResult:
         source_depth = depth.estimate(sample.source, sample)
+        require_known_depth(source_depth, f"the source depth of sample {sample.sample_id!r}")
         path = CameraPath(sample, source_depth)
         positions = path.cumulative(increments, self.config.steps, self.config.shares)
         previous, previous_position, previous_poses = sample, path.start, sample.source_w2c

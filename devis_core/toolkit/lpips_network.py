@@ -27,6 +27,7 @@ from torch import Tensor
 
 from devis_core.errors import MissingWeightsError, UsageError
 from devis_core.toolkit.measures import as_batch
+from devis_core.toolkit.weights import load_tensors
 
 LPIPSNet = Literal["alex", "vgg"]
 
@@ -78,7 +79,7 @@ def load_lpips(net: str = "alex", weights_path: str | Path | None = None) -> tor
     with warnings.catch_warnings():  # torchvision's notice about the legacy `pretrained` flag
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, f"the LPIPS '{net}' trunk weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from devis_core.errors import UsageError
+from devis_core.toolkit.geometry.depth import known_depth
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEPTH_SUFFIXES = (".npy", ".npz", ".png")
@@ -109,7 +110,19 @@ def read_depth_maps(path: Path, scale: float = 1.0, max_frames: int | None = Non
         array = array[:max_frames] if max_frames else array
     else:
         raise UsageError(f"depth not found: {path}")
-    return torch.from_numpy(array.astype(np.float32) * scale)
+    depth = torch.from_numpy(array.astype(np.float32) * scale)
+    unknown = [i for i, frame in enumerate(depth) if not known_depth(frame).any()]
+    if unknown:
+        raise UsageError(
+            f"depth maps in {path} have no valid depth (every value NaN, infinite or <= 0) in "
+            f"frame(s) {_few_indices(unknown)}: such a frame lifts no point to reproject"
+        )
+    return depth
+
+
+def _few_indices(indices: Sequence[int], show: int = 8) -> str:
+    head = ", ".join(str(i) for i in indices[:show])
+    return head + (f", ... ({len(indices)} in all)" if len(indices) > show else "")
 
 
 def _read_folder(

@@ -19,16 +19,15 @@ checkpoint is read once into memory, never initialised at random first.
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 import torch
-from safetensors.torch import load_file
 
 from devis_core.errors import MissingWeightsError
+from devis_core.toolkit.weights import load_tensors
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 WEIGHTS_INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
@@ -47,8 +46,8 @@ def weight_files(directory: Path, *, where: str) -> list[Path]:
     index = directory / WEIGHTS_INDEX_NAME
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError) as error:
+            weight_map = dict(json.loads(index.read_text())["weight_map"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise MissingWeightsError(
                 f"{index} is not a safetensors index (needs a 'weight_map'): {error}. {where}"
             ) from None
@@ -77,12 +76,7 @@ def read_tensors(file: Path, *, where: str) -> dict[str, torch.Tensor]:
     ``weights_only=True`` makes ``torch.load`` refuse anything but tensors and plain
     containers, so a downloaded ``.bin`` cannot run code while it is read.
     """
-    if file.suffix == ".safetensors":
-        return load_file(str(file), device="cpu")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise MissingWeightsError(f"cannot read {file} as weights: {error}. {where}") from None
+    state = load_tensors(file, "weights", where)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise MissingWeightsError(f"{file} is not a state dict of tensors. {where}")
     return state
@@ -152,9 +146,12 @@ def load_model_directory(
     state: dict[str, torch.Tensor] = {}
     for file in files:
         state.update(read_tensors(file, where=where))
-    config = model_class.load_config(str(directory))  # type: ignore[attr-defined]
-    with torch.device("meta"):
-        model = model_class.from_config(config)  # type: ignore[attr-defined]
+    try:
+        config = model_class.load_config(str(directory))  # type: ignore[attr-defined]
+        with torch.device("meta"):
+            model = model_class.from_config(config)  # type: ignore[attr-defined]
+    except (OSError, ValueError, TypeError) as error:  # diffusers: invalid JSON is an OSError
+        raise MissingWeightsError(f"cannot use {config_file}: {error}. {where}") from None
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     unused = sorted(set(state) - set(expected))
     if unused:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from devis_core.errors import UsageError
 from devis_core.toolkit.measures import as_batch, to_uint8_levels
-from devis_core.toolkit.weights import require_file
+from devis_core.toolkit.weights import load_tensors, require_file
 
 MUSIQ_FILE = "musiq_spaq_ckpt-358bb6af.pth"
 MUSIQ_HOW_TO_GET = (
@@ -41,8 +41,9 @@ def load_musiq(weights_path: str | Path | None) -> torch.nn.Module:
             "(or pip install pyiqa; note its non-commercial licence)"
         ) from None
     model = MUSIQ(pretrained=False)
+    state = load_tensors(path, "the MUSIQ checkpoint", MUSIQ_HOW_TO_GET)
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, pickle.UnpicklingError) as error:
         raise UsageError(f"{path} is not a MUSIQ (single-score) checkpoint: {error}") from None
     return model.eval().requires_grad_(False)

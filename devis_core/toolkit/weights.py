@@ -7,6 +7,9 @@ needs and where it comes from); a component that needs one takes its path in the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from devis_core.errors import MissingWeightsError
 
@@ -26,3 +29,30 @@ def require_file(path: str | Path | None, what: str, how_to_get: str, field: str
     if not path.exists():
         raise MissingWeightsError(f"{what} not found at {path} (from `{field}`). {how_to_get}")
     return path
+
+
+def load_tensors(path: str | Path, what: str, how_to_get: str = "") -> Any:
+    """The content of a weights file: a ``.safetensors`` file's tensors, or else a pickle read
+    tensors-only (``torch.load(weights_only=True)``: a downloaded file cannot run code).
+
+    A corrupt or truncated file (an interrupted download, the wrong file) is a
+    :class:`MissingWeightsError` that names it, not a traceback from deep inside the reader.
+    ``what`` names the file's content, ``how_to_get`` ends the message.
+    """
+    path = Path(path).expanduser()
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MissingWeightsError(f"{what} not found at {path}. {how_to_get}".rstrip()) from None
+    except IsADirectoryError:
+        raise MissingWeightsError(f"{what} at {path} is a directory, not a file") from None
+    except Exception as error:  # safetensors, zip and pickle readers raise many types
+        kind = "safetensors" if path.suffix == ".safetensors" else "torch"
+        raise MissingWeightsError(
+            f"cannot read {what} from {path}: not a valid {kind} weights file, or a corrupt or "
+            f"truncated one ({type(error).__name__}: {error}). {how_to_get}".rstrip()
+        ) from None

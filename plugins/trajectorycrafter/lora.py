@@ -104,8 +104,14 @@ def read_lora_settings(path: str | Path) -> LoraSettings:
     file = adapter_file(path)
     metadata = {}
     if file.suffix == ".safetensors":
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+        except Exception as error:  # SafetensorError: a corrupt or truncated file
+            raise MissingWeightsError(
+                f"cannot read LoRA file {file} (backbone.lora.path): not a valid safetensors "
+                f"file, or a corrupt or truncated one ({error})"
+            ) from None
     if metadata.get("format") == FORMAT:
         return LoraSettings(
             rank=int(metadata["rank"]),
@@ -125,7 +131,14 @@ def read_lora_settings(path: str | Path) -> LoraSettings:
 
 def _peft_settings(config_file: Path, weights: Path) -> LoraSettings:
     """Settings from peft's ``adapter_config.json``, for the plain LoRA this module builds."""
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MissingWeightsError(
+            f"cannot read peft adapter config {config_file}: {error}"
+        ) from None
+    if not isinstance(config, dict):
+        raise MissingWeightsError(f"{config_file} is not a peft adapter config (a JSON object)")
     unsupported = [
         f"{name}={config[name]!r}"
         for name, plain in PEFT_PLAIN_LORA.items()

@@ -24,7 +24,7 @@ from devis_core.errors import UsageError
 from devis_core.toolkit.clip_network import CLIPImageEmbedder
 from devis_core.toolkit.measures import as_batch, temporal_flicker
 from devis_core.toolkit.musiq_network import MUSIQScorer
-from devis_core.toolkit.weights import require_file
+from devis_core.toolkit.weights import load_tensors, require_file
 from devis_plugins.vbench.amt import AMTS_HOW_TO_GET, load_amt_s, motion_smoothness
 
 AESTHETIC_HEAD_FILE = "sa_0_4_vit_l_14_linear.pth"
@@ -141,7 +141,7 @@ class AestheticQuality:
 
 def load_linear_head(path: Path, features: int) -> torch.nn.Linear:
     """A ``Linear(features, 1)`` from a state dict file (``weight`` and ``bias``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, "the aesthetic linear head")
     head = torch.nn.Linear(features, 1)
     try:
         head.load_state_dict(state)

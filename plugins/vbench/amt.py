@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from devis_core.errors import UsageError
 from devis_core.toolkit.measures import to_uint8_levels
+from devis_core.toolkit.weights import load_tensors
 
 AMTS_HOW_TO_GET = (
     "Download amt-s.pth from the AMT release on Hugging Face (repository lalala125/AMT, the "
@@ -330,7 +331,7 @@ class AMTS(nn.Module):
 
 def load_amt_s(path: str | Path) -> AMTS:
     """AMT-S with the weights of ``amt-s.pth`` (its ``state_dict`` entry), every one required."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_tensors(path, "the AMT-S checkpoint", AMTS_HOW_TO_GET)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise UsageError(f"{path} is not an AMT checkpoint (no state dict in it)")

@@ -35,6 +35,19 @@ def known_depth(depth: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(depth) & (depth > 0)
 
 
+def require_known_depth(depth: torch.Tensor, what: str) -> torch.Tensor:
+    """``depth`` if some pixel of it is known, else a :class:`UsageError` about ``what``.
+
+    Depth with no known pixel lifts no point: every render is empty and every masked score NaN,
+    so the run would mean nothing; the error says whose depth it was instead.
+    """
+    if not bool(known_depth(depth).any()):
+        raise UsageError(
+            f"{what} has no valid depth: every value is NaN, infinite or <= 0 (unknown)"
+        )
+    return depth
+
+
 def fill_from_nearest(depth: torch.Tensor) -> torch.Tensor:
     """Per frame, replace unknown depth (<= 0 or non-finite) by the nearest known pixel's.
 
