@@ -127,7 +127,9 @@ def _train_and_score(
 ) -> dict[str, float]:
     if not (run / FINAL_LORA).is_file():
         resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
-        train_pipeline(config, registry, resume=resume, progress=progress)
+        # without a checkpoint, what a killed run left there is restarted from scratch
+        overwrite = resume is None
+        train_pipeline(config, registry, resume=resume, progress=progress, overwrite=overwrite)
     scores = one_step_scores(data, run / FINAL_LORA, registry, held_out)
     scores.update(training_times(run))
     return _saved(run / "scores.json", key, scores)

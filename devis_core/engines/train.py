@@ -36,6 +36,8 @@ def train_pipeline(
     """
     if resume is not None and overwrite:
         raise UsageError("--resume continues a run and --overwrite deletes it: choose one")
+    if resume is not None and not Path(resume).is_dir():
+        raise UsageError(f"--resume {resume}: no checkpoint there to resume")
     world = distributed.world_from_environment()
     directory = Path(resume) if resume is not None else Path(config.output)
     preflight(config, registry, "train", output=directory, processes=world.size)

@@ -264,3 +264,10 @@ def test_a_train_run_into_a_non_empty_directory_points_to_resume(tmp_path, capsy
     config.write_text(yaml.safe_dump(data))
     assert main(["train", str(config), "-q"]) == 2
     assert f"--resume {out}" in capsys.readouterr().err
+
+
+def test_resume_of_a_missing_directory_is_refused_without_creating_it(tmp_path, capsys):
+    config, missing = _config(tmp_path), tmp_path / "nowhere"
+    assert main(["train", str(config), "--resume", str(missing)]) == 2
+    assert f"--resume {missing}: no checkpoint there to resume" in capsys.readouterr().err
+    assert not missing.exists()
