@@ -6,10 +6,9 @@ the source and from ``V_{k-1}`` (the video of the previous step; ``V_0`` is the 
 calls the backbone. Strategies differ only in how they build the conditions of a step, so a
 strategy is a :class:`StepwiseAccumulator` with one method, :meth:`~StepwiseAccumulator.conditions`.
 
-Increments compose in parameter space (see :mod:`devis_core.toolkit.geometry.trajectory`): the
-camera
-of step k is the orbit pose of the summed increments, applied on top of the source camera, so
-the last step lands exactly on the sample's target.
+Increments compose in parameter space (see :mod:`devis_core.toolkit.geometry.trajectory`):
+the camera of step k is the orbit pose of the summed increments, applied on top of the source
+camera, so the last step lands exactly on the sample's target.
 """
 
 from __future__ import annotations
@@ -118,9 +117,8 @@ class CameraPath:
     TrajectoryCrafter's parameter space: the camera after part of the motion is the orbit pose
     of that partial motion, on top of the source camera. Other samples (real datasets: a source
     and a target camera per frame) move a fraction of the way along an arc about the scene
-    pivot (:func:`~devis_core.toolkit.geometry.interpolation.arc_pose`), frame by frame; fraction 1
-    is
-    the target camera exactly.
+    pivot (:func:`~devis_core.toolkit.geometry.interpolation.arc_pose`), frame by frame;
+    fraction 1 is the target camera exactly.
 
     The pivot is in one place, :attr:`pivot_depth`: the sample's own when it has one, else the
     median depth of the centre region of the source's frame 0

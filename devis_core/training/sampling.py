@@ -3,9 +3,8 @@
 A group is one dataset sample (a source video and its target motion) and ``G`` generated
 videos of it. With ``sampling: accumulated`` (DEVIS-GRPO) each video runs the configured
 accumulator with its own step count ``K_i ~ U{k_min..k_max}`` and its own unequal increments
-(:func:`~devis_core.toolkit.geometry.random_shares` of the camera path); with ``one-step`` each is
-one
-generation from the one-step conditions. Every video has its own noise (its own seeded
+(:func:`~devis_core.toolkit.geometry.random_shares` of the camera path); with ``one-step``
+each is one generation from the one-step conditions. Every video has its own noise (its own seeded
 generator) unless ``same_noise`` is set. The backbone is wrapped in a
 :class:`RecordingBackbone`, so any accumulator runs unchanged while the stochastic rollout of
 each of its generation steps is kept: the last one is the chain GRPO trains on, by default

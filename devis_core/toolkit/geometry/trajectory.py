@@ -1,9 +1,8 @@
 """Target camera poses: TrajectoryCrafter's orbit parameterisation and motion increments.
 
 A :class:`Motion` ``(theta, phi, r, x, y)`` describes a target camera relative to a source camera
-at the identity (OpenCV axes, see :mod:`devis_core.toolkit.geometry.cameras`). The camera orbits a
-pivot
-on the source's optical axis at ``(0, 0, pivot_depth)``:
+at the identity (OpenCV axes, see :mod:`devis_core.toolkit.geometry.cameras`). The camera
+orbits a pivot on the source's optical axis at ``(0, 0, pivot_depth)``:
 
 * ``theta`` (degrees) raises the camera: +theta moves it UP (towards -y), the elevation.
 * ``phi`` (degrees) swings it sideways: +phi moves it to the RIGHT (+x), the azimuth about the

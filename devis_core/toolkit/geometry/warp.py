@@ -29,9 +29,8 @@ Implementation: the pixel-to-pixel map of each frame is folded into one 3x3 matr
 vector ``b`` (padded-canvas position ``~ A [u, v, 1] + b / depth``), so no per-pixel matrix
 products are made. Two backends compute the same thing from there, in the inputs' dtype:
 
-* ``numba`` (:mod:`devis_core.toolkit.geometry._warp_numba`), the default for float32 and float64
-CPU
-  tensors when the optional numba package is installed (``pip install 'devis[fast]'``):
+* ``numba`` (:mod:`devis_core.toolkit.geometry._warp_numba`), the default for float32 and
+  float64 CPU tensors (numba is a dependency of DEVIS):
   compiled kernels that splat each point straight into a per-thread canvas, a few times
   faster than the torch backend and over 10 times faster than TrajectoryCrafter's warper
   (benchmarks/RESULTS.md). They are compiled on the first call of each dtype (seconds) and
@@ -102,7 +101,7 @@ def forward_warp(
             outside the image do not count as holes.
         zbuffer: "soft" (TrajectoryCrafter's) or "hard" (module docs).
         backend: "numba": compiled CPU kernels, several times faster (float32 or float64 CPU
-            tensors; needs the optional numba package, ``pip install 'devis[fast]'``, and
+            tensors; needs numba, a dependency of DEVIS that a platform may lack, and
             compiles on its first call of each dtype, then caches on disk). "torch": PyTorch
             kernels, any device. "auto": numba where it can run, torch otherwise. Both give
             the same masks and the same values up to rounding.
@@ -191,7 +190,8 @@ def _numba_kernels_for(backend: str, frames: torch.Tensor) -> ModuleType | None:
     kernels = _import_numba_kernels()
     if not isinstance(kernels, ModuleType):
         raise ModuleNotFoundError(
-            "backend='numba' needs the numba package: pip install 'devis[fast]'"
+            "backend='numba' needs the numba package (pip install numba); backend='torch' runs "
+            "without it"
         ) from kernels
     return kernels
 
