@@ -494,10 +494,10 @@ def write_results(
     section = f"""{SECTION}
 
 `devis_core.toolkit.geometry.forward_warp` against `reference_forward_warp` in
-`benchmarks/warp.py`, a re-implementation of TrajectoryCrafter's `Warper.forward_warp` as written there (per-pixel 4x4
-matmuls, one frame per call, four `index_put_` splats into a padded canvas per buffer). Ours is
-timed with each backend: `torch` (PyTorch kernels, any device) and `numba` (compiled CPU kernels,
-the default on the CPU when the `fast` extra is installed).
+`benchmarks/warp.py`, a re-implementation of TrajectoryCrafter's `Warper.forward_warp` as
+written there (per-pixel 4x4 matmuls, one frame per call, four `index_put_` splats into a padded
+canvas per buffer). Ours is timed with each backend: `torch` (PyTorch kernels, any device) and
+`numba` (compiled CPU kernels, the default on the CPU).
 
 {verdict}
 

@@ -12,9 +12,10 @@ The tiny preset reads the same layout when given paths (a tiny model written by
 random initialisation. Nothing is ever downloaded.
 
 The transformer and the VAE are read by
-:func:`devis_core.toolkit.model_directories.load_model_directory`, which accepts the checkpoints diffusers' ``from_pretrained`` (the published code's loader) does:
-tensors the model does not define are skipped with a warning, and a ``.bin`` is unpickled
-tensors-only. ``tests/models/manifests/`` lists the names and shapes of the published checkpoint.
+:func:`devis_core.toolkit.model_directories.load_model_directory`, which accepts the checkpoints
+diffusers' ``from_pretrained`` (the published code's loader) does: tensors the model does not
+define are skipped with a warning, and a ``.bin`` is unpickled tensors-only.
+``tests/models/manifests/`` lists the names and shapes of the published checkpoint.
 """
 
 from __future__ import annotations

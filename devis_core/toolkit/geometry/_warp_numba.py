@@ -1,8 +1,8 @@
 """Compiled CPU kernels of :func:`devis_core.toolkit.geometry.forward_warp` (its ``numba`` backend).
 
-Same model and same arithmetic as the torch path of :mod:`devis_core.toolkit.geometry.warp`:
-the same ``A``/``b`` folding and order of operations, in the inputs' dtype. The torch path spends its time
-launching hundreds of small kernels per frame and in the scattered memory traffic of
+Same model and same arithmetic as the torch path of :mod:`devis_core.toolkit.geometry.warp`: the
+same ``A``/``b`` folding and order of operations, in the inputs' dtype. The torch path spends
+its time launching hundreds of small kernels per frame and in the scattered memory traffic of
 ``scatter_add_``; here each frame takes four passes over its pixels:
 
 1. ``_project`` (vectorised by LLVM): each point's position, NaN where it does not land, and
