@@ -271,3 +271,18 @@ def test_resume_of_a_missing_directory_is_refused_without_creating_it(tmp_path, 
     assert main(["train", str(config), "--resume", str(missing)]) == 2
     assert f"--resume {missing}: no checkpoint there to resume" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_ablate_resumes_only_a_directory_of_the_same_suite(tmp_path, registry):
+    from devis_core.engines.ablate import run_suite
+
+    out = tmp_path / "ablate"
+    out.mkdir()
+    (out / "suite.yaml").write_text(yaml.safe_dump({"suite": "variants"}))
+    with pytest.raises(UsageError, match="holds a run of suite 'variants', not 'main'"):
+        run_suite(registry, "main", output=out, device="cpu", progress=False)
+    (out / "suite.yaml").unlink()
+    (out / "notes.txt").write_text("x")
+    with pytest.raises(UsageError, match="no suite.yaml of a `devis ablate` run.*--overwrite"):
+        run_suite(registry, "main", output=out, device="cpu", progress=False)
+    assert (out / "notes.txt").exists() and not (out / STATE_FILE).exists()
