@@ -9,33 +9,35 @@ trained LoRA is scored by *one-step* generation (the deterministic sampler, cond
 the source reprojected by the whole motion) on held-out scenes: the config's composite reward
 and the given metrics against the ground truth.
 
-Each finished row is saved as ``<directory>/<method>/scores.json`` with the config and
-held-out settings it was made with, and reused by the next call with the same ones; a
-training interrupted mid-way resumes from its last checkpoint.
+Each held-out scene's scores are a record of ``<directory>/<method>/held_out.jsonl``
+(:class:`~devis_core.toolkit.results.RecordLog`, the scheme the evaluation engine uses), keyed
+by the config and held-out settings they were made with: a later call with the same ones
+reuses them (a method whose scenes are all scored is neither trained nor scored again), and a
+different one is refused. A training interrupted mid-way resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from devis_core.config import PipelineBase, apply_overrides, validate_config
+from devis_core.config import apply_overrides, validate_config
 from devis_core.engines.evaluate import finite_mean
 from devis_core.engines.tables import slug
 from devis_core.engines.train import train_pipeline
+from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline, make_generator, place_on
 from devis_core.registry import Registry
 from devis_core.rewards import CompositeReward
 from devis_core.toolkit.accumulation import one_step_conditions
-from devis_core.toolkit.results import load_result, read_records, save_result
+from devis_core.toolkit.results import RecordLog, config_key, read_records
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
 from devis_core.training.sampling import CachedSourceDepth, sample_group
 from devis_core.types import RewardInputs
@@ -86,16 +88,44 @@ def train_from_warm_start(
                 data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
             )
         config = validate_config(data, registry, source=f"training of {method!r}")
-        key = json.loads(json.dumps({"config": data, "held_out": asdict(held_out)}, default=str))
-        rows[method] = _finished(run / "scores.json", key) or _train_and_score(
-            config, data, run, registry, held_out, key, progress
-        )
+        key = config_key({"config": data, "held_out": asdict(held_out)})
+        log = _held_out_log(run, key)
+        if not _scored(log, method, key, held_out) and not (run / FINAL_LORA).is_file():
+            resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
+            # without a checkpoint, what a killed run left there is restarted from scratch
+            train_pipeline(
+                config, registry, resume=resume, progress=progress, overwrite=resume is None
+            )
+        rows[method] = {
+            **one_step_scores(data, run / FINAL_LORA, registry, held_out, log=log, method=method),
+            **training_times(run),
+        }
         if method == first:
-            path = run / "scores_warm_start.json"
-            rows[WARM_START] = _finished(path, key) or _saved(
-                path, key, one_step_scores(data, warm, registry, held_out)
+            rows[WARM_START] = one_step_scores(
+                data, warm, registry, held_out, log=log, method=WARM_START
             )
     return {WARM_START: rows.pop(WARM_START), **rows}
+
+
+HELD_OUT_RECORDS = "held_out.jsonl"
+"""Per-scene scores of a method's run directory (and of the warm start, in the first's)."""
+
+
+def _held_out_log(run: Path, key: str) -> RecordLog:
+    """The run's held-out records; records of another key are refused, since the run's
+    training (its checkpoints, its final LoRA) could not be reused either."""
+    log = RecordLog(run / HELD_OUT_RECORDS)
+    if any(record.get("key") != key for record in log.records):
+        raise UsageError(
+            f"{run} holds results of another config or held-out setting: run into another "
+            "--output, or delete that folder to recompute it"
+        )
+    return log
+
+
+def _scored(log: RecordLog, method: str, key: str, held_out: HeldOut) -> bool:
+    done = {r["index"] for r in log.records if r["method"] == method and r["key"] == key}
+    return done >= set(range(held_out.samples))
 
 
 SAMPLE_BUDGET = ("num_generations", "num_iterations")
@@ -116,25 +146,6 @@ def method_config(base: dict[str, Any], changes: Sequence[str], output: Path) ->
     return data
 
 
-def _train_and_score(
-    config: PipelineBase,
-    data: dict[str, Any],
-    run: Path,
-    registry: Registry,
-    held_out: HeldOut,
-    key: dict[str, Any],
-    progress: bool,
-) -> dict[str, float]:
-    if not (run / FINAL_LORA).is_file():
-        resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
-        # without a checkpoint, what a killed run left there is restarted from scratch
-        overwrite = resume is None
-        train_pipeline(config, registry, resume=resume, progress=progress, overwrite=overwrite)
-    scores = one_step_scores(data, run / FINAL_LORA, registry, held_out)
-    scores.update(training_times(run))
-    return _saved(run / "scores.json", key, scores)
-
-
 def training_times(run: Path) -> dict[str, float]:
     """``train minutes`` (warm start included) and ``seconds / iteration`` of a finished run."""
     records = read_records(run / METRICS)
@@ -149,11 +160,40 @@ def training_times(run: Path) -> dict[str, float]:
 
 
 def one_step_scores(
-    data: dict[str, Any], lora: Path, registry: Registry, held_out: HeldOut
+    data: dict[str, Any],
+    lora: Path,
+    registry: Registry,
+    held_out: HeldOut,
+    *,
+    log: RecordLog | None = None,
+    method: str = "",
 ) -> dict[str, float]:
     """Mean composite reward and metrics of one-step generation with ``lora`` on held-out
     scenes; with ``held_out.diversity``, also the mean diversity of one sampling group per
-    scene, drawn the way the config's training samples (DEVIS or vanilla groups)."""
+    scene, drawn the way the config's training samples (DEVIS or vanilla groups).
+
+    Each scene's scores are a record of ``log`` under ``method`` and the key of ``data`` and
+    ``held_out``; scenes already there are not scored again (nothing is built when none is
+    missing), so an interrupted scoring resumes.
+    """
+    log = RecordLog() if log is None else log
+    key = config_key({"config": data, "held_out": asdict(held_out)})
+    done = {r["index"]: r for r in log.records if r["method"] == method and r["key"] == key}
+    missing = [index for index in range(held_out.samples) if index not in done]
+    if missing:
+        for record in _score_scenes(data, lora, registry, held_out, missing):
+            record = {"method": method, "key": key, **record}
+            log.append(record)
+            done[record["index"]] = record
+    records = [done[index] for index in sorted(done) if index < held_out.samples]
+    names = [k for k in records[0] if k not in ("method", "key", "index", "sample_id")]
+    return {name: finite_mean([r[name] for r in records]) for name in names}
+
+
+def _score_scenes(
+    data: dict[str, Any], lora: Path, registry: Registry, held_out: HeldOut, indices: list[int]
+) -> Iterator[dict[str, Any]]:
+    """One record per held-out scene in ``indices``: ``index``, ``sample_id`` and the scores."""
     data = copy.deepcopy(data)
     data["backbone"].setdefault("lora", {})["path"] = str(lora)
     data["metrics"] = list(held_out.metrics)
@@ -173,17 +213,21 @@ def one_step_scores(
         _entry_name(entry): place_on(registry.build("metric", _entry(entry)), pipeline.device)
         for entry in held_out.diversity
     }
-    scores: dict[str, list[float]] = {}
-    for index in range(min(held_out.samples, len(pipeline.dataset))):
+    for index in indices:
+        if index >= len(pipeline.dataset):
+            raise UsageError(
+                f"held-out scoring asks for {held_out.samples} scenes; the dataset has "
+                f"{len(pipeline.dataset)}"
+            )
         sample = pipeline.dataset[index].to(pipeline.device)
+        scores: dict[str, Any] = {"index": index, "sample_id": sample.sample_id}
         depth = CachedSourceDepth(pipeline.depth, sample)  # estimated once per scene
         cond = one_step_conditions(sample, depth.estimate(sample.source, sample))
         with torch.no_grad():
             video = pipeline.backbone.generate(cond, make_generator(index))
         inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
-        scores.setdefault("reward", []).append(float(reward(inputs).total[0]))
-        for name, value in pipeline.score(sample, video).items():
-            scores.setdefault(name, []).append(value)
+        scores["reward"] = float(reward(inputs).total[0])
+        scores.update(pipeline.score(sample, video))
         if diversity:
             group = sample_group(
                 index,
@@ -199,9 +243,8 @@ def one_step_scores(
             )
             videos = torch.stack([member.video for member in group.members])
             for name, metric in diversity.items():
-                value = metric.compute(videos, videos).double().mean()
-                scores.setdefault(name, []).append(float(value))
-    return {name: finite_mean(values) for name, values in scores.items()}
+                scores[name] = float(metric.compute(videos, videos).double().mean())
+        yield scores
 
 
 def _entry(entry: str | dict[str, Any]) -> dict[str, Any]:
@@ -210,15 +253,3 @@ def _entry(entry: str | dict[str, Any]) -> dict[str, Any]:
 
 def _entry_name(entry: str | dict[str, Any]) -> str:
     return _entry(entry)["kind"]
-
-
-def _finished(path: Path, key: dict[str, Any]) -> dict[str, float] | None:
-    """Saved scores of the same config and held-out settings; a different one is refused
-    (its training run could not be resumed either)."""
-    saved = load_result(path, key, refuse_other="config or held-out setting")
-    return None if saved is None else saved["scores"]
-
-
-def _saved(path: Path, key: dict[str, Any], scores: dict[str, float]) -> dict[str, float]:
-    save_result(path, key, {"scores": scores})
-    return scores

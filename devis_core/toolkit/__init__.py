@@ -6,8 +6,8 @@
   one step's conditions, the one-step conditions of a sample).
 - :mod:`~devis_core.toolkit.media`: reading and writing videos, depth maps and figures.
 - :mod:`~devis_core.toolkit.files`: atomic writes (the one helper for them).
-- :mod:`~devis_core.toolkit.results`: results saved with the key they were computed from, and
-  append-only JSONL record logs that survive a crash.
+- :mod:`~devis_core.toolkit.results`: append-only JSONL record logs that survive a crash,
+  each record reused only under the key of the config it was computed with.
 - :mod:`~devis_core.toolkit.measures`: image-quality formulas metrics and rewards both use.
 - :mod:`~devis_core.toolkit.lpips_network`, :mod:`~devis_core.toolkit.clip_network`,
   :mod:`~devis_core.toolkit.musiq_network`: pretrained networks that several metric and reward

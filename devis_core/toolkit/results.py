@@ -1,17 +1,11 @@
 """Results kept on disk so that an interrupted or repeated run reuses them, never mixing others.
 
-Two shapes, one rule (a result is reused only under the key it was computed with):
-
-- :class:`RecordLog`: an append-only JSONL file, one record per finished unit of work (a
-  sample scored by one method, a training round). Each record is flushed as soon as it is
-  written, so a crash loses at most the unit in progress; a line cut short is dropped on
-  reading. Evaluations key each record by the method's config (:func:`config_key`).
-- :func:`load_result` / :func:`save_result`: one JSON file per finished result.
-
-A saved result's row can take hours; saved as ``{"key": ..., <fields>}`` in a JSON file, it is
-reused by an interrupted or repeated suite whose key (resolved config, sample count, held-out
-setting, ...) is the same, and never by one whose key differs. Results are written atomically:
-a crash leaves the previous result or none, never half of one.
+One scheme serves every engine and suite: a :class:`RecordLog`, an append-only JSONL file with
+one record per finished unit of work (a sample scored by one method, a held-out scene, a
+training step or round). Each record is flushed and synced as soon as it is written, so a
+crash loses at most the unit in progress, and a line cut short is dropped on reading. Records
+that may be reused carry the key of what they were computed from (:func:`config_key` of a
+resolved config), and are reused only under the same key.
 """
 
 from __future__ import annotations
@@ -24,32 +18,6 @@ from typing import Any
 
 from devis_core.errors import UsageError
 from devis_core.toolkit.files import atomic_write_text
-
-
-def load_result(path: Path, key: Any, *, refuse_other: str | None = None) -> dict[str, Any] | None:
-    """The fields saved at ``path`` with ``key`` (the key left out); None when there are none.
-
-    A result of another key is None as well, for the caller to recompute and overwrite,
-    unless ``refuse_other`` says what the key describes (``"config or held-out setting"``):
-    then it is a :class:`UsageError`, for results whose other files could not be reused either.
-    """
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved.get("key") == key:
-        return {name: value for name, value in saved.items() if name != "key"}
-    if refuse_other is None:
-        return None
-    raise UsageError(
-        f"{path} holds results of another {refuse_other}: run into another --output, or delete "
-        "that folder to recompute it"
-    )
-
-
-def save_result(path: Path, key: Any, fields: dict[str, Any]) -> None:
-    """Save ``fields`` at ``path`` with ``key`` (NaN is written as NaN, which Python reads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"key": key, **fields}, indent=2) + "\n")
 
 
 def config_key(data: Any) -> str:

@@ -23,8 +23,8 @@ paper's schedule is applied (50 rounds of 32 groups x 16 samples, 10 epochs; the
 refuses to start without the config, the data, the metric weights and an accelerator. With
 ``paper.models=tiny`` (a dry run on a CPU) the training config's backbone must be the tiny
 preset instead, and metric weights are used when given.
-Finished rows are kept under the output folder (``seed<S>/<method>/scores.json``) and reused
-when the suite runs again there.
+Each method's held-out scores are records under the output folder
+(``seed<S>/<method>/held_out.jsonl``), reused when the suite runs again there.
 """
 
 from __future__ import annotations

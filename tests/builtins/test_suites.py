@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import torch
+import yaml
 
 from devis_core.cli import main
 from devis_core.config import validate_config
@@ -153,28 +154,27 @@ def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
     assert math.isnan(rows["warm start"]["seconds / iteration"])
     assert math.isnan(rows["DEVIS-GRPO"]["clip-diversity"])
     assert any(n.startswith("clip-diversity: not measured") for n in result.notes)
-    vanilla = validate_config(
-        json.loads((tmp_path / "seed0" / "vanilla-grpo" / "scores.json").read_text())["key"][
-            "config"
-        ],
-        registry,
-    )
+    trained = yaml.safe_load((tmp_path / "seed0" / "vanilla-grpo" / "config.yaml").read_text())
+    trained.pop("provenance", None)
+    vanilla = validate_config(trained, registry)
     assert vanilla.training.sampling == "one-step" and vanilla.training.warm_start.steps == 0
     assert vanilla.backbone.lora.path.endswith("devis-grpo/warm_start.safetensors")
     assert (tmp_path / "plots" / "seconds-iteration.png").is_file()
     _assert_png(tmp_path / "plots" / "pixel-diversity.png")
 
     trained, scored = [], []
-    train, score = paradigms.train_pipeline, paradigms.one_step_scores
+    train, score = paradigms.train_pipeline, paradigms._score_scenes
     monkeypatch.setattr(
         paradigms, "train_pipeline", lambda *a, **k: trained.append(1) or train(*a, **k)
     )
     monkeypatch.setattr(
-        paradigms, "one_step_scores", lambda *a, **k: scored.append(1) or score(*a, **k)
+        paradigms, "_score_scenes", lambda *a, **k: scored.append(a[-1]) or score(*a, **k)
     )
-    (tmp_path / "seed0" / "vanilla-grpo" / "scores.json").unlink()
+    records = tmp_path / "seed0" / "vanilla-grpo" / "held_out.jsonl"
+    lines = records.read_text().splitlines(keepends=True)
+    records.write_text("".join(lines[:-1]))  # the last held-out scene's record is lost
     again = _run(registry, "grpo-vs-vanilla", TINY_TRAINING, tmp_path)
-    assert (len(trained), len(scored)) == (0, 1)  # the trained LoRA is kept, only re-scored
+    assert trained == [] and scored == [[len(lines) - 1]]  # the LoRA is kept; one scene rescored
     for column in ("reward", "psnr", "seconds / iteration", "pixel-diversity"):
         assert _rows(again)["DEVIS-GRPO"][column] == rows["DEVIS-GRPO"][column]
 
@@ -195,8 +195,8 @@ def test_paradigms_suite_runs_every_method(registry, tmp_path):
     ]
     assert all(math.isfinite(row["reward"]) and row["psnr"] > 0 for row in result.rows)
     algorithms = {
-        json.loads(path.read_text())["key"]["config"]["algorithm"]["kind"]
-        for path in tmp_path.glob("seed0/*/scores.json")
+        yaml.safe_load(path.read_text())["algorithm"]["kind"]
+        for path in tmp_path.glob("seed0/*/config.yaml")
     }
     assert algorithms == {"grpo", "sft", "dpo"}
 

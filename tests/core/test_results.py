@@ -1,56 +1,47 @@
-"""Saved results are reused for the key they were computed from, and for no other."""
+"""The one results scheme: JSONL record logs that survive crashes, keyed by a config digest."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import pytest
+import numpy as np
 
-from devis_core.errors import UsageError
-from devis_core.toolkit.results import load_result, save_result
-
-KEY = {"config": {"seed": 0, "dataset": {"kind": "synthetic"}}, "samples": 4}
+from devis_core.toolkit.results import RecordLog, append_record, config_key, read_records
 
 
-def test_a_saved_result_is_read_back_for_the_same_key(tmp_path: Path) -> None:
-    path = tmp_path / "rows" / "bta.json"  # missing folders are made
-    row = {"variant": "bta", "psnr": 21.5, "lpips": math.nan}
-    save_result(path, KEY, {"metrics": ["psnr", "lpips"], "row": row})
-    loaded = load_result(path, json.loads(json.dumps(KEY)))
-    assert loaded is not None
-    assert loaded["metrics"] == ["psnr", "lpips"]
-    assert loaded["row"]["psnr"] == 21.5 and math.isnan(loaded["row"]["lpips"])
-    assert set(loaded) == {"metrics", "row"}
+def test_records_round_trip_in_order_with_nan_and_numpy_scalars(tmp_path):
+    path = tmp_path / "logs" / "metrics.jsonl"
+    log = RecordLog(path)
+    log.append({"index": 0, "psnr": 21.5})
+    log.append({"index": 1, "psnr": math.nan, "ssim": np.float32(0.25)})
+    again = read_records(path)
+    assert [r["index"] for r in again] == [0, 1]
+    assert again[0]["psnr"] == 21.5 and math.isnan(again[1]["psnr"])
+    assert again[1]["ssim"] == 0.25
+    assert RecordLog(path).records == log.records[:1] + [again[1]]
 
 
-def test_the_file_is_the_key_then_the_fields_as_indented_json(tmp_path: Path) -> None:
-    path = tmp_path / "scores.json"
-    save_result(path, KEY, {"scores": {"reward": 0.5}})
-    expected = {"key": KEY, "scores": {"reward": 0.5}}
-    assert path.read_text() == json.dumps(expected, indent=2) + "\n"
+def test_a_line_cut_short_by_a_crash_is_dropped_and_appends_continue_cleanly(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append_record(path, {"index": 0})
+    with path.open("a") as handle:
+        handle.write('{"index": 1, "ps')  # the process died while writing
+    log = RecordLog(path)
+    assert log.records == [{"index": 0}]
+    log.append({"index": 2})
+    assert path.read_text().splitlines() == ['{"index": 0}', '{"index": 2}']
 
 
-def test_a_result_written_before_the_helper_existed_is_reused(tmp_path: Path) -> None:
-    path = tmp_path / "scores.json"
-    path.write_text(json.dumps({"key": KEY, "scores": {"reward": 0.25}}, indent=2) + "\n")
-    assert load_result(path, KEY) == {"scores": {"reward": 0.25}}
+def test_an_in_memory_log_writes_nothing(tmp_path):
+    log = RecordLog()
+    log.append({"index": 0})
+    assert log.records == [{"index": 0}] and list(tmp_path.iterdir()) == []
 
 
-def test_nothing_saved_is_none(tmp_path: Path) -> None:
-    assert load_result(tmp_path / "absent.json", KEY) is None
-
-
-def test_a_result_of_another_key_is_not_reused(tmp_path: Path) -> None:
-    path = tmp_path / "bta.json"
-    save_result(path, KEY, {"row": {"psnr": 20.0}})
-    assert load_result(path, {**KEY, "samples": 8}) is None
-
-
-def test_a_result_of_another_key_can_be_refused(tmp_path: Path) -> None:
-    path = tmp_path / "scores.json"
-    save_result(path, KEY, {"scores": {}})
-    with pytest.raises(UsageError, match=r"scores\.json holds results of another held-out set"):
-        load_result(path, {**KEY, "samples": 8}, refuse_other="held-out set")
-    assert load_result(path, KEY, refuse_other="held-out set") == {"scores": {}}
+def test_config_key_depends_on_content_not_on_key_order():
+    a = {"seed": 0, "backbone": {"kind": "inpaint", "radius": 3.0}}
+    b = json.loads('{"backbone": {"radius": 3.0, "kind": "inpaint"}, "seed": 0}')
+    assert config_key(a) == config_key(b)
+    assert config_key(a) != config_key({**a, "seed": 1})
+    assert len(config_key(a)) == 16 and int(config_key(a), 16) >= 0
