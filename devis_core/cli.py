@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from devis_core import __version__
+from devis_core.builtin_configs import builtin_configs, describe, resolve_config
 from devis_core.config import PipelineBase, dump_config, load_config, pipeline_model, to_yaml
 from devis_core.errors import DevisError, UsageError
 from devis_core.plugins import load_registry
@@ -53,7 +54,7 @@ def _registry() -> Registry:
 
 def _load(config: Path, overrides: Sequence[str]) -> tuple[Registry, PipelineBase]:
     registry = _registry()
-    return registry, load_config(config, registry, overrides)
+    return registry, load_config(resolve_config(config), registry, overrides)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,6 +63,7 @@ def cli() -> None:
     """DEVIS: camera-controlled video generation at extreme viewpoints.
 
     Pipelines are YAML files naming registered components; `devis plugins` lists them.
+    CONFIG is a file, or the name of a built-in config (`devis configs` lists them).
     """
 
 
@@ -88,6 +90,16 @@ def plugins(as_json: bool) -> None:
     click.echo("  ".join(h.ljust(widths.get(h, 0)) for h in headers).rstrip())
     for row in rows:
         click.echo("  ".join(str(row[h]).ljust(widths.get(h, 0)) for h in headers).rstrip())
+
+
+@cli.command()
+def configs() -> None:
+    """List the built-in configs: `devis run NAME` (or train, eval, validate) runs one."""
+    found = builtin_configs()
+    width = max([len("name")] + [len(name) for name in found])
+    click.echo(f"{'name'.ljust(width)}  description")
+    for name, path in found.items():
+        click.echo(f"{name.ljust(width)}  {describe(path)}".rstrip())
 
 
 @cli.command()
