@@ -14,6 +14,10 @@ and reports the skipped tensors. A ``.bin`` is unpickled tensors-only
 
 The model is built on the ``meta`` device and the tensors are assigned, so a 5B-parameter
 checkpoint is read once into memory, never initialised at random first.
+
+A directory may be a Hugging Face repo id (``org/name`` or ``org/name/subfolder``), found in
+the local cache only (:mod:`devis_core.toolkit.hub_cache`). torch is imported by the functions
+that use it, so importing this module stays cheap for ``devis plugins``.
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ import json
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
-
-import torch
+from typing import TYPE_CHECKING, TypeVar
 
 from devis_core.errors import MissingWeightsError
+from devis_core.toolkit.hub_cache import resolve_model_path
 from devis_core.toolkit.weights import load_tensors
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 WEIGHTS_INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 PICKLED_WEIGHTS_NAME = "diffusion_pytorch_model.bin"
 CONFIG_NAME = "config.json"
 
-ModelT = TypeVar("ModelT", bound=torch.nn.Module)
+ModelT = TypeVar("ModelT", bound="torch.nn.Module")
 
 
 def weight_files(directory: Path, *, where: str) -> list[Path]:
@@ -76,6 +82,8 @@ def read_tensors(file: Path, *, where: str) -> dict[str, torch.Tensor]:
     ``weights_only=True`` makes ``torch.load`` refuse anything but tensors and plain
     containers, so a downloaded ``.bin`` cannot run code while it is read.
     """
+    import torch
+
     state = load_tensors(file, "weights", where)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise MissingWeightsError(f"{file} is not a state dict of tensors. {where}")
@@ -124,18 +132,22 @@ def load_model_directory(
     directory: str | Path,
     *,
     where: str,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     name: str | None = None,
 ) -> tuple[ModelT, list[str]]:
     """``model_class`` built from ``directory/config.json`` with the directory's weights, in
     ``dtype``, and the names of the checkpoint's tensors the model does not define.
 
-    ``model_class`` is a diffusers ``ModelMixin``/``ConfigMixin`` class. Every tensor the model
+    ``model_class`` is a diffusers ``ModelMixin``/``ConfigMixin`` class; ``dtype`` defaults to
+    float32; ``directory`` may be a cached Hugging Face repo id. Every tensor the model
     defines must be there with its shape (an error names the file and the keys); the others are
     skipped and listed in a warning, which calls the model ``name`` (default: the class name).
     ``where`` tells the user where the weights come from and ends every error.
     """
-    directory = Path(directory).expanduser()
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    directory = resolve_model_path(directory, "model directory", where)
     if not directory.is_dir():
         raise MissingWeightsError(f"model directory {directory} does not exist. {where}")
     config_file = directory / CONFIG_NAME

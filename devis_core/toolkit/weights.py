@@ -1,7 +1,12 @@
 """Local weight files: find them, or say exactly which file is missing and where to get it.
 
 DEVIS never downloads weights at run time (``docs/metrics.md`` lists every file a component
-needs and where it comes from); a component that needs one takes its path in the config.
+needs and where it comes from); a component that needs one takes its path in the config. That
+path may also be a Hugging Face repo id (``org/name``, ``org/name/sub/path``), resolved from
+the local Hugging Face cache only (:mod:`devis_core.toolkit.hub_cache`).
+
+torch is imported where tensors are read, not at import: plugins import these helpers while
+DEVIS only lists them (``devis plugins``).
 """
 
 from __future__ import annotations
@@ -9,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from devis_core.errors import MissingWeightsError
+from devis_core.toolkit.hub_cache import resolve_model_path
 
 
 def require_file(path: str | Path | None, what: str, how_to_get: str, field: str) -> Path:
@@ -25,7 +29,7 @@ def require_file(path: str | Path | None, what: str, how_to_get: str, field: str
             f"{what} is needed and no file is configured: set `{field}` to its local path. "
             f"{how_to_get}"
         )
-    path = Path(path).expanduser()
+    path = resolve_model_path(path, what, how_to_get, field, file=True)
     if not path.exists():
         raise MissingWeightsError(f"{what} not found at {path} (from `{field}`). {how_to_get}")
     return path
@@ -39,6 +43,8 @@ def load_tensors(path: str | Path, what: str, how_to_get: str = "") -> Any:
     :class:`MissingWeightsError` that names it, not a traceback from deep inside the reader.
     ``what`` names the file's content, ``how_to_get`` ends the message.
     """
+    import torch
+
     path = Path(path).expanduser()
     try:
         if path.suffix == ".safetensors":
