@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-
-import torch
+from typing import TYPE_CHECKING
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -14,11 +14,17 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING
 
 from devis_core.devices import distributed_backend
+from devis_core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+    import torch.distributed as dist
+else:
+    torch = lazy_import("torch")
+    dist = lazy_import("torch.distributed")
 
 
 @dataclass(frozen=True)

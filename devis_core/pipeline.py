@@ -15,14 +15,14 @@ import logging
 import math
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import torch
 from pydantic import BaseModel
 
 from devis_core.config import PipelineBase
 from devis_core.devices import resolve_device
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.registry import Registry
 from devis_core.slots import get_slot
 from devis_core.toolkit.accumulation import one_step_conditions
@@ -37,6 +37,11 @@ from devis_core.types import (
     Metric,
     ViewSynthesisSample,
 )
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import BaseModel
-from torch import Tensor
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.registry import Registry
 from devis_core.types import RewardInputs, RewardTerm
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
 
 
 @dataclass

@@ -4,6 +4,9 @@ Conventions (``docs/concepts.md`` says why): videos are ``float32`` ``(T, 3, H, 
 ``[0, 1]`` (batched ``(B, T, 3, H, W)``); depth is ``(T, H, W)`` planar depth in scene units,
 0 or non-finite where unknown; cameras use OpenCV axes, world-to-camera ``4x4`` extrinsics
 and ``3x3`` pixel intrinsics.
+
+torch appears in annotations only (``from __future__ import annotations``) and is imported by
+the two methods that need it: plugins import these types while ``devis plugins`` lists them.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import torch
-from torch import Tensor
-
 if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
     from devis_core.registry import Registry
     from devis_core.toolkit.geometry import Motion
 
@@ -56,8 +59,10 @@ class ViewSynthesisSample:
 
     def to(self, device: torch.device | str) -> ViewSynthesisSample:
         """A copy with every tensor on ``device`` (a no-op copy when already there)."""
+        import torch
+
         moved = {
-            name: value.to(device) if isinstance(value, Tensor) else value
+            name: value.to(device) if isinstance(value, torch.Tensor) else value
             for name, value in self.__dict__.items()
         }
         return ViewSynthesisSample(**moved)
@@ -77,6 +82,8 @@ class ViewSynthesisSample:
         Depth that exists for the source only (the dataset's, an export, a render's) may be
         used for ``video`` only then.
         """
+        import torch
+
         return video is self.source or (
             video.shape == self.source.shape and torch.equal(video, self.source)
         )

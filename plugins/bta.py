@@ -19,12 +19,12 @@ is exactly the previous pose (the held frame unchanged) and the steps grow linea
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
@@ -37,6 +37,11 @@ from devis_core.toolkit.accumulation import (
     step_conditions,
 )
 from devis_core.types import Conditions
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class BTAConfig(AccumulationConfig):

@@ -12,13 +12,20 @@ It is exact where the render was and approximate in the holes; a real depth mode
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry.depth import fill_from_nearest
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class CarriedDepthConfig(BaseModel):

@@ -8,13 +8,20 @@ source video itself, frame by frame (lower is better).
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
 from devis_core.toolkit.measures import psnr, ssim
 from devis_core.types import RewardInputs
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class VisiblePSNRConfig(BaseModel):

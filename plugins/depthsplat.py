@@ -23,15 +23,23 @@ DepthSplat predicts nothing there.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 
 class DepthSplatConfig(BaseModel):

@@ -7,11 +7,12 @@ TrajectoryCrafter's own inference and the baseline every ADEVIS strategy is comp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.accumulation import one_step_conditions
 from devis_core.toolkit.geometry import Motion
 from devis_core.types import (
@@ -20,6 +21,11 @@ from devis_core.types import (
     DepthEstimator,
     ViewSynthesisSample,
 )
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class DirectConfig(BaseModel):

@@ -17,13 +17,19 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.clip_network import CLIPImageEmbedder
 from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class LPIPSDiversityConfig(LPIPSSettings):

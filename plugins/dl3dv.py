@@ -19,14 +19,13 @@ maps, else the pipeline's depth estimator runs on the source.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from pydantic import Field, model_validator
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
@@ -49,7 +48,19 @@ from devis_core.toolkit.dataset_files import (
 from devis_core.toolkit.geometry import invert_rigid
 from devis_core.types import ViewSynthesisSample
 
-OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+
+
+def _opengl_to_opencv() -> torch.Tensor:
+    """The axis flip from OpenGL to OpenCV cameras (a function: a constant would import torch)."""
+    return torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
+
+
 """Right-multiplying a camera-to-world matrix flips the camera's y and z axes."""
 
 PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
@@ -88,7 +99,7 @@ class DL3DVConfig(CaptionOptions):
 def opengl_to_w2c(c2w: np.ndarray | torch.Tensor) -> torch.Tensor:
     """World-to-camera (OpenCV axes) of a camera-to-world matrix in OpenGL axes."""
     c2w = torch.as_tensor(c2w, dtype=torch.float64)
-    return invert_rigid(c2w @ OPENGL_TO_OPENCV)
+    return invert_rigid(c2w @ _opengl_to_opencv())
 
 
 def frame_intrinsics(

@@ -10,11 +10,12 @@ loss is ``-log sigmoid(-beta / 2 * ((e_w - e_ref_w) - (e_l - e_ref_l)))`` (Walla
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.training import (
     Capabilities,
     GroupAlgorithmConfig,
@@ -24,6 +25,13 @@ from devis_core.training import (
     draw_timesteps_and_noise,
 )
 from devis_core.types import Policy
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 
 class DPOConfig(GroupAlgorithmConfig):

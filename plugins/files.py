@@ -8,14 +8,22 @@ generated one, it refuses instead of returning depth that belongs to different f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.errors import UsageError
-from devis_core.toolkit.media import read_depth_maps
+from devis_core.lazy import lazy_function, lazy_import
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import torch
+
+    from devis_core.toolkit.media import read_depth_maps
+else:
+    read_depth_maps = lazy_function("devis_core.toolkit.media", "read_depth_maps")
+    torch = lazy_import("torch")
 
 
 class FileDepthConfig(BaseModel):

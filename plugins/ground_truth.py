@@ -6,12 +6,19 @@ has no ground-truth depth, and asking for it is an error that says what to confi
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class GroundTruthDepthConfig(BaseModel):

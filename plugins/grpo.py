@@ -9,14 +9,19 @@ Field names follow TRL's ``GRPOConfig`` where the idea is the same.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.training import Capabilities, GroupAlgorithmConfig, SeededBatch, TrainingAlgorithm
 from devis_core.types import Policy
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class GRPOConfig(GroupAlgorithmConfig):

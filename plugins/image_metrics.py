@@ -7,11 +7,18 @@ variants count only the pixels the source reaches when it is reprojected to the 
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.measures import psnr, ssim
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class PSNRConfig(BaseModel):

@@ -13,17 +13,24 @@ baseline for comparing accumulation strategies.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import cv2
-import numpy as np
-import torch
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.types import Conditions
 
-_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import torch
+else:
+    cv2 = lazy_import("cv2")
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+
+_METHODS = {"telea": "INPAINT_TELEA", "ns": "INPAINT_NS"}  # cv2 flags, read on use
 
 
 class InpaintConfig(BaseModel):
@@ -78,7 +85,7 @@ class InpaintBackbone:
         painted = np.stack(
             [
                 cv2.inpaint(np.ascontiguousarray(frame), hole, self.config.radius,
-                            _METHODS[self.config.method]) if hole.any() else frame
+                            getattr(cv2, _METHODS[self.config.method])) if hole.any() else frame
                 for frame, hole in zip(frames, holes, strict=True)
             ]
         )  # fmt: skip

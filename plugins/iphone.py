@@ -29,13 +29,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
 from pydantic import Field
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
@@ -56,6 +56,13 @@ from devis_core.toolkit.dataset_files import (
     viewing_angle,
 )
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
 
 SOURCE_CAMERA = 0
 """The moving phone; every other camera id in the val split is a static phone."""

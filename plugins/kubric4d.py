@@ -20,14 +20,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from pydantic import Field, model_validator
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.dataset_files import (
     CAPTION_FILE,
     CaptionOptions,
@@ -49,10 +48,22 @@ from devis_core.toolkit.files import atomic_write_text
 from devis_core.toolkit.geometry import invert_rigid, pixel_grid
 from devis_core.types import ViewSynthesisSample
 
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+
 FPS = 24.0
 """Frame rate of the Kubric-4D renders."""
 
-BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+
+def _blender_to_opencv() -> np.ndarray:
+    """The axis flip from Blender to OpenCV cameras (a function: a constant would import numpy)."""
+    return np.diag([1.0, -1.0, -1.0])
+
+
 """Blender cameras look along -z with y up; OpenCV's along +z with y down."""
 
 TRAJECTORY_FORMAT = "devis-kubric4d-trajectories"
@@ -137,7 +148,7 @@ def kubric_cameras(
     for row, index in enumerate(indices):
         if np.linalg.norm(quaternions[index]) < 1e-8:
             raise UsageError(f"{path}: field 'camera.quaternions.{index}' is a zero quaternion")
-        c2w[row, :3, :3] = quaternion_to_matrix(quaternions[index]) @ BLENDER_TO_OPENCV
+        c2w[row, :3, :3] = quaternion_to_matrix(quaternions[index]) @ _blender_to_opencv()
         c2w[row, :3, 3] = positions[index]
     w2c = invert_rigid(torch.from_numpy(c2w))
     return corner_to_centre(torch.from_numpy(K)).float(), w2c.float()

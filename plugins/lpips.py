@@ -7,10 +7,16 @@ averaged over frames. The trunk's ImageNet weights are read from a local file
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.lpips_network import LPIPSDistance, LPIPSSettings
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class LPIPSConfig(LPIPSSettings):

@@ -13,12 +13,12 @@ pixels wide along silhouettes while keeping any region that shows part of an obj
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.accumulation import (
     AccumulationConfig,
     CameraPath,
@@ -30,6 +30,15 @@ from devis_core.toolkit.accumulation import (
     step_conditions,
 )
 from devis_core.types import Conditions
+
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import torch
+else:
+    cv2 = lazy_import("cv2")
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
 
 
 class ORAComponentsConfig(AccumulationConfig):

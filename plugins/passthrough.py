@@ -6,11 +6,18 @@ testing accumulators and metrics.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.types import Conditions
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class PassthroughConfig(BaseModel):

@@ -9,12 +9,12 @@ worst sample of the round gets weight 0, the best 1).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.training import (
     Capabilities,
     GroupAlgorithmConfig,
@@ -24,6 +24,11 @@ from devis_core.training import (
     draw_timesteps_and_noise,
 )
 from devis_core.types import Policy
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class SFTConfig(GroupAlgorithmConfig):

@@ -14,13 +14,13 @@ No ground truth exists, so runs report no metrics against a target.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, model_validator
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_function, lazy_import
 from devis_core.toolkit.dataset_files import CAPTION_FILE, CaptionOptions, Captions
 from devis_core.toolkit.geometry import (
     Motion,
@@ -28,8 +28,16 @@ from devis_core.toolkit.geometry import (
     orbit_trajectory,
     pivot_depth_from,
 )
-from devis_core.toolkit.media import read_depth_maps, read_video
 from devis_core.types import ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import torch
+
+    from devis_core.toolkit.media import read_depth_maps, read_video
+else:
+    read_depth_maps = lazy_function("devis_core.toolkit.media", "read_depth_maps")
+    read_video = lazy_function("devis_core.toolkit.media", "read_video")
+    torch = lazy_import("torch")
 
 
 class VideoDatasetConfig(CaptionOptions):

@@ -19,11 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, Field, model_validator
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry import (
     Motion,
     camera_center,
@@ -45,6 +46,11 @@ from devis_core.types import (
     DepthEstimator,
     ViewSynthesisSample,
 )
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 @dataclass

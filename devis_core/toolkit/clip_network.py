@@ -11,13 +11,19 @@ directory: ``transformers`` (installed with ``peft``) builds it, nothing is down
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from devis_core.errors import MissingWeightsError, UsageError
+from devis_core.lazy import lazy_import, no_grad
 from devis_core.toolkit.measures import to_uint8_levels
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -83,7 +89,7 @@ class CLIPImageEmbedder:
         self.model.to(device)
         return self
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, frames: Tensor) -> Tensor:
         """``(N, 3, H, W)`` frames in ``[0, 1]`` -> ``(N, D)`` unit-length float32 embeddings."""
         self.model.to(frames.device)

@@ -22,15 +22,22 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, Field, PositiveInt
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry import pixel_grid
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 ImageSize = tuple[PositiveInt, PositiveInt]
 """``(height, width)`` in pixels, for the loaders' ``size`` option."""

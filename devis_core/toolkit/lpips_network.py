@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, Field
-from torch import Tensor
 
 from devis_core.errors import MissingWeightsError, UsageError
+from devis_core.lazy import lazy_import, no_grad
 from devis_core.toolkit.measures import as_batch
 from devis_core.toolkit.weights import load_tensors
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
 
 LPIPSNet = Literal["alex", "vgg"]
 
@@ -128,7 +133,7 @@ class LPIPSDistance:
         self.model.to(device)
         return self
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, prediction: Tensor, target: Tensor) -> Tensor:
         """``(T, 3, H, W)`` or ``(B, T, 3, H, W)`` videos in ``[0, 1]`` -> one value per video."""
         if prediction.shape != target.shape:

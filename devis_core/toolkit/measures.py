@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+from devis_core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
+
 
 SSIM_WINDOW = 7
 """Side of scikit-image's default uniform SSIM window (and of the Kubric-4D masked SSIM)."""

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import, no_grad
 from devis_core.toolkit.measures import as_batch, to_uint8_levels
 from devis_core.toolkit.weights import load_tensors, require_file
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
 
 MUSIQ_FILE = "musiq_spaq_ckpt-358bb6af.pth"
 MUSIQ_HOW_TO_GET = (
@@ -75,7 +80,7 @@ class MUSIQScorer:
         self.model.to(device)
         return self
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, video: Tensor) -> Tensor:
         """``(T, 3, H, W)`` or ``(B, T, 3, H, W)`` -> one value per video."""
         frames, batched = as_batch(video)

@@ -11,20 +11,30 @@ alike.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, Field, model_validator
 
 import devis_core
+from devis_core.lazy import lazy_function, lazy_import
 from devis_core.toolkit.measures import as_batch, frame_chunks
 from devis_core.toolkit.musiq_network import MUSIQScorer
 from devis_core.types import RewardInputs
-from devis_plugins.no_reference_quality.brisque import (
-    BrisqueModel,
-    brisque_score,
-    load_brisque_model,
-)
+
+if TYPE_CHECKING:
+    import torch
+
+    from devis_plugins.no_reference_quality.brisque import (
+        BrisqueModel,
+        brisque_score,
+        load_brisque_model,
+    )
+else:
+    brisque_score = lazy_function("devis_plugins.no_reference_quality.brisque", "brisque_score")
+    load_brisque_model = lazy_function(
+        "devis_plugins.no_reference_quality.brisque", "load_brisque_model"
+    )
+    torch = lazy_import("torch")
 
 
 class NoReferenceQualityConfig(BaseModel):

@@ -32,13 +32,13 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from devis_core.config import PipelineBase, apply_overrides, validate_config
 from devis_core.engines.evaluate import finite_mean
-from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
+from devis_core.lazy import lazy_import
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     PAPER_SCHEDULE,
@@ -49,6 +49,11 @@ from devis_plugins.paper_suites.assets import (
     metric_entries,
     training_config,
 )
+
+if TYPE_CHECKING:
+    from devis_core.engines import paradigms
+else:  # the trainer (torch, peft): loaded when a training suite runs
+    paradigms = lazy_import("devis_core.engines.paradigms")
 
 DEVIS_GRPO = "DEVIS-GRPO"
 
@@ -130,10 +135,10 @@ class TrainingSuite:
         base = apply_overrides(base, cfg.train_overrides)
         metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
         diversity, skipped_diversity = metric_entries(self.diversity, cfg.weights)
-        held_out = HeldOut(samples, metrics, dataset=dataset, diversity=diversity)
+        held_out = paradigms.HeldOut(samples, metrics, dataset=dataset, diversity=diversity)
         per_seed: dict[str, list[dict[str, float]]] = {}
         for seed in cfg.seeds:
-            scores = train_from_warm_start(
+            scores = paradigms.train_from_warm_start(
                 apply_overrides(base, [f"seed={seed}"]),
                 self.methods,
                 context.output / f"seed{seed}",
@@ -144,7 +149,10 @@ class TrainingSuite:
             for method, values in scores.items():
                 per_seed.setdefault(method, []).append(values)
         columns = ["reward", *cfg.metrics, *self.diversity, *self.extra]
-        rows = [_row(method, per_seed[method], columns) for method in [WARM_START, *self.order]]
+        rows = [
+            _row(method, per_seed[method], columns)
+            for method in [paradigms.WARM_START, *self.order]
+        ]
         if len(cfg.seeds) > 1:
             columns = [c for column in columns for c in (column, f"{column} std")]
         budget = _budget(validate_config(base, context.registry, source="training config"))

@@ -8,16 +8,27 @@ centre pixel of frame 0 by an extreme angle, and the ground truth seen from that
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, Field, model_validator
 
 import devis_core
+from devis_core.lazy import lazy_function, lazy_import
 from devis_core.toolkit.geometry import Motion, orbit_trajectory, pivot_depth_from
 from devis_core.types import ViewSynthesisSample
-from devis_plugins.synthetic.render import default_intrinsics, render
-from devis_plugins.synthetic.scene import sample_scene
+
+if TYPE_CHECKING:
+    import torch
+
+    from devis_plugins.synthetic.render import default_intrinsics
+    from devis_plugins.synthetic.render import render as render_frames
+    from devis_plugins.synthetic.scene import sample_scene
+else:  # the renderer imports torch: load it when a sample is drawn, not when listed
+    default_intrinsics = lazy_function("devis_plugins.synthetic.render", "default_intrinsics")
+    # not named `render`: importing the submodule .render rebinds that name in this package
+    render_frames = lazy_function("devis_plugins.synthetic.render", "render")
+    sample_scene = lazy_function("devis_plugins.synthetic.scene", "sample_scene")
+    torch = lazy_import("torch")
 
 
 class SyntheticConfig(BaseModel):
@@ -102,7 +113,7 @@ class SyntheticDataset:
 
     def _render(self, scene, K, w2c, times) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        rgb, depth = render(
+        rgb, depth = render_frames(
             scene, K, w2c, times, cfg.height, cfg.width, samples_per_pixel=cfg.samples_per_pixel
         )
         return rgb, depth

@@ -15,17 +15,26 @@ and ``mask`` are ignored):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_function, lazy_import, no_grad
 from devis_core.toolkit.clip_network import CLIPImageEmbedder
 from devis_core.toolkit.measures import as_batch, temporal_flicker
 from devis_core.toolkit.musiq_network import MUSIQScorer
 from devis_core.toolkit.weights import load_tensors, require_file
-from devis_plugins.vbench.amt import AMTS_HOW_TO_GET, load_amt_s, motion_smoothness
+
+if TYPE_CHECKING:
+    import torch
+
+    from devis_plugins.vbench.amt import load_amt_s, motion_smoothness
+else:  # AMT-S is a network of torch modules: defined when motion smoothness is built
+    load_amt_s = lazy_function("devis_plugins.vbench.amt", "load_amt_s")
+    motion_smoothness = lazy_function("devis_plugins.vbench.amt", "motion_smoothness")
+    torch = lazy_import("torch")
 
 AESTHETIC_HEAD_FILE = "sa_0_4_vit_l_14_linear.pth"
 AESTHETIC_HOW_TO_GET = (
@@ -88,7 +97,10 @@ class MotionSmoothness:
     def __init__(self, config: MotionSmoothnessConfig):
         self.config = config
         path = require_file(
-            config.weights_path, "The AMT-S checkpoint (amt-s.pth)", AMTS_HOW_TO_GET, "weights_path"
+            config.weights_path,
+            "The AMT-S checkpoint (amt-s.pth)",
+            lazy_import("devis_plugins.vbench.amt").AMTS_HOW_TO_GET,
+            "weights_path",
         )
         self.model = load_amt_s(path)
 
@@ -126,7 +138,7 @@ class AestheticQuality:
         self.head.to(device)
         return self
 
-    @torch.no_grad()
+    @no_grad
     def compute(
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:

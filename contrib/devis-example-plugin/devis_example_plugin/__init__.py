@@ -7,11 +7,12 @@ group; the two hook implementations below then register the components.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, Field
 
 import devis_core
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry import Motion, forward_warp
 from devis_core.types import (
     AccumulationResult,
@@ -20,6 +21,11 @@ from devis_core.types import (
     DepthEstimator,
     ViewSynthesisSample,
 )
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 class PlaneDepthConfig(BaseModel):

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Literal
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry.cameras import project, transform_points
 from devis_core.toolkit.geometry.depth import known_depth
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")
 
 AlignmentMode = Literal["scale", "scale-shift-disparity"]
 

@@ -17,8 +17,14 @@ Every function broadcasts over leading batch dimensions and runs on the inputs' 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+from devis_core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 def make_intrinsics(
@@ -27,20 +33,22 @@ def make_intrinsics(
     cx: float,
     cy: float,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """The 3x3 pixel matrix of a skew-free pinhole camera."""
+    dtype = torch.float32 if dtype is None else dtype  # a default here would import torch
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
 def intrinsics_from_fov(
-    height: int, width: int, fov_x_deg: float, *, dtype: torch.dtype = torch.float32
+    height: int, width: int, fov_x_deg: float, *, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """Square-pixel pinhole K with a horizontal field of view, principal point at the centre.
 
     Pixel centres sit at integer coordinates, so the centre is ``((W - 1) / 2, (H - 1) / 2)``.
     """
+    dtype = torch.float32 if dtype is None else dtype  # a default here would import torch
     focal = width / (2.0 * math.tan(math.radians(fov_x_deg) / 2.0))
     return make_intrinsics(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, dtype=dtype)
 
@@ -103,10 +111,11 @@ def pixel_grid(
     height: int,
     width: int,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """(H, W, 2) pixel-centre coordinates ``(u, v)``: ``grid[v, u] == (u, v)``."""
+    dtype = torch.float32 if dtype is None else dtype  # a default here would import torch
     v, u = torch.meshgrid(
         torch.arange(height, dtype=dtype, device=device),
         torch.arange(width, dtype=dtype, device=device),

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from scipy import ndimage
+from typing import TYPE_CHECKING
 
 from devis_core.errors import UsageError
+from devis_core.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from scipy import ndimage
+else:
+    np = lazy_import("numpy")
+    torch = lazy_import("torch")
+    ndimage = lazy_import("scipy.ndimage")
 
 
 def disparity_to_depth(

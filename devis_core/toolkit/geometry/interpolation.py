@@ -8,10 +8,15 @@ fractions, and the camera after a fraction turns about the pivot (:func:`arc_pos
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry.cameras import camera_center, world_to_camera
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 def rotation_log(rotation: torch.Tensor) -> torch.Tensor:

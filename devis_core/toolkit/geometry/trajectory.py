@@ -39,12 +39,16 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry.cameras import world_to_camera
 from devis_core.toolkit.geometry.depth import known_depth
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)
@@ -93,13 +97,14 @@ def orbit_pose(
     motion: Motion,
     pivot_depth: float,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """World-to-camera (4, 4) of the camera ``motion`` puts relative to the identity source.
 
     Computed in float64 and cast, so the zero motion is exactly the identity.
     """
+    dtype = torch.float32 if dtype is None else dtype  # a default here would import torch
     theta, phi = math.radians(motion.theta), math.radians(motion.phi)
     radius = pivot_depth * (1.0 - motion.r)
     direction = torch.tensor(
@@ -126,7 +131,7 @@ def orbit_trajectory(
     pivot_depth: float | None = None,
     *,
     mode: Literal["gradual", "direct"] = "gradual",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Per-frame target w2c (n_frames, 4, 4), TrajectoryCrafter's ``--target_pose`` trajectory.
@@ -137,6 +142,7 @@ def orbit_trajectory(
     the last frame, as TrajectoryCrafter does; ``"direct"`` gives every frame the target pose.
     ``pivot_depth`` is required; see :func:`pivot_depth_from`.
     """
+    dtype = torch.float32 if dtype is None else dtype  # a default here would import torch
     if isinstance(theta, Motion):
         if (phi, r, x, y) != (0.0, 0.0, 0.0, 0.0):
             raise ValueError("pass either a Motion or the five parameters, not both")

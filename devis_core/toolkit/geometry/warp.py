@@ -55,11 +55,9 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
-
+from devis_core.lazy import lazy_import
 from devis_core.toolkit.geometry.cameras import relative_pose
 from devis_core.toolkit.geometry.splat_model import (
     CLEAN_KERNEL,
@@ -68,12 +66,24 @@ from devis_core.toolkit.geometry.splat_model import (
     SOFT_ZBUFFER_SHARPNESS,
 )
 
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
+
 # Points per block: PyTorch parallelises CPU element-wise kernels above 32768 elements only.
 _CPU_BLOCK_POINTS = 1 << 15
 _OTHER_BLOCK_POINTS = 1 << 22
 _PACK = {"cpu": 2}
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _EXACT_FLOAT32_INTEGERS = 1 << 24
+
+
+@functools.cache
+def _complex_types() -> dict[torch.dtype, torch.dtype]:
+    """The complex dtype that packs two values of each real dtype (built on first use)."""
+    return {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
 def forward_warp(
@@ -300,10 +310,10 @@ def _warp_chunk(
     # The C channels and a constant 1 (whose splat is the weight), packed in pairs as complex
     # numbers on the CPU: one complex add does two real ones and halves the scattered memory
     # traffic, which is what the serial CPU scatter kernel is bound by.
-    pack = _PACK.get(device.type, 1) if dtype in _COMPLEX else 1
+    pack = _PACK.get(device.type, 1) if dtype in _complex_types() else 1
     slots = -(-(channels + 1) // pack)
     padded = (height + 2) * (width + 2)
-    canvas_dtype = _COMPLEX[dtype] if pack == 2 else dtype
+    canvas_dtype = _complex_types()[dtype] if pack == 2 else dtype
     if device.type == "cpu":  # zeroed in pieces small enough for single-threaded kernels
         canvas = torch.empty(slots, n * padded, dtype=canvas_dtype, device=device)
         step = max(1, _CPU_BLOCK_POINTS // slots)
