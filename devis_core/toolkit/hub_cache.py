@@ -49,8 +49,9 @@ def hub_cache_dir() -> Path:
     return Path(base).expanduser() / "huggingface" / "hub"
 
 
-def cached_snapshot(repo_id: str, revision: str = "main") -> Path | None:
-    """The cached snapshot folder of ``repo_id`` at ``revision``, or None if it is not cached."""
+def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` at ``revision`` (default: the hub's default
+    branch), or None if it is not cached."""
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - a dependency of diffusers and transformers
