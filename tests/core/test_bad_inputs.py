@@ -324,3 +324,61 @@ def test_bad_input_is_one_message_and_exit_2(name: str, tmp_path: Path) -> None:
 
 def test_the_matrix_is_large_enough() -> None:
     assert len(CASES) >= 20
+
+
+def test_writing_and_reading_a_video_prints_nothing(tmp_path: Path, capfd) -> None:
+    from devis_core.toolkit.media import read_video
+
+    path = write_clip(tmp_path, frames=4, height=17, width=23)  # odd: padded, no warning
+    video = read_video(path)
+    assert video.shape == (4, 3, 18, 24)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_ffmpeg_speaks_only_when_it_fails(tmp_path: Path, capfd) -> None:
+    from devis_core.errors import DevisError
+    from devis_core.toolkit.media import write_video
+
+    with pytest.raises(DevisError, match=r"ffmpeg could not write .*clip\.nothing.*: .*\S"):
+        write_video(tmp_path / "clip.nothing", torch.zeros(2, 3, 8, 8), fps=8)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_an_unreadable_video_is_a_usage_error_that_names_it(tmp_path: Path, capfd) -> None:
+    from devis_core.errors import UsageError
+    from devis_core.toolkit.media import read_video
+
+    path = garbage_file("noise.mp4")(tmp_path)
+    with pytest.raises(UsageError, match="cannot read video .*noise.mp4"):
+        read_video(path)
+    assert capfd.readouterr().err == ""
+
+
+def fake_ffmpeg(folder: Path, status: int) -> str:
+    """An ffmpeg stand-in that reads the frames, talks like ffmpeg on both streams and exits
+    with ``status``: what DEVIS shows of a chatty encoder."""
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\ncat > /dev/null\necho 'ffmpeg version 9 Copyright (c) the FFmpeg developers'\n"
+        "echo '[libx264 @ 0x1] warning: using cpu capabilities: none!' >&2\n"
+        f"echo 'Conversion failed!' >&2\nexit {status}\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_chatty_ffmpeg_is_silenced_and_quoted_when_it_fails(
+    tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devis_core.errors import DevisError
+    from devis_core.toolkit import media
+
+    monkeypatch.setattr(media, "ffmpeg_executable", lambda: fake_ffmpeg(tmp_path, 0))
+    media.write_video(tmp_path / "ok.mp4", torch.zeros(2, 3, 8, 8), fps=8)
+    assert capfd.readouterr() == ("", "")
+    monkeypatch.setattr(media, "ffmpeg_executable", lambda: fake_ffmpeg(tmp_path, 1))
+    with pytest.raises(DevisError, match=r"(?s)bad\.mp4 \(exit code 1\).*Conversion failed!"):
+        media.write_video(tmp_path / "bad.mp4", torch.zeros(2, 3, 8, 8), fps=8)
+    assert capfd.readouterr() == ("", "")
