@@ -34,3 +34,38 @@ def test_floor_and_clip() -> None:
 def test_constant_video_is_far_not_nan() -> None:
     depth = disparity_to_depth(torch.full((2, 3, 3), 0.7))
     assert torch.equal(depth, torch.full((2, 3, 3), 1e4))
+
+
+def test_depth_without_a_known_pixel_is_an_error_that_names_it() -> None:
+    import math
+
+    import pytest
+
+    from devis_core.errors import UsageError
+    from devis_core.toolkit.geometry.depth import require_known_depth
+
+    usable = torch.tensor([[[math.nan, 0.0, 2.0]]])
+    assert require_known_depth(usable, "x") is usable
+    for bad in (math.nan, math.inf, 0.0, -1.0):
+        with pytest.raises(UsageError, match="the depth of 'clip' has no valid depth"):
+            require_known_depth(torch.full((2, 3, 4), bad), "the depth of 'clip'")
+
+
+def test_depth_files_with_an_all_invalid_frame_name_file_and_frame(tmp_path) -> None:
+    import math
+
+    import numpy as np
+    import pytest
+
+    from devis_core.errors import UsageError
+    from devis_core.toolkit.media import read_depth_maps
+
+    depth = np.full((3, 4, 6), 2.0, np.float32)
+    depth[1] = math.nan
+    depth[2, 0, 0] = math.inf  # one bad pixel is unknown depth, not an error
+    np.save(tmp_path / "d.npy", depth)
+    with pytest.raises(UsageError, match=r"d\.npy have no valid depth .* frame\(s\) 1:"):
+        read_depth_maps(tmp_path / "d.npy")
+    depth[1] = 1.0
+    np.save(tmp_path / "d.npy", depth)
+    assert read_depth_maps(tmp_path / "d.npy").shape == (3, 4, 6)
