@@ -5,6 +5,11 @@ policy (the base model, exactly). A LoRA file holds the adapter tensors under pe
 adapter-free names (``transformer_blocks.0.attn1.to_q.lora_A.weight``, ...) and, in the
 safetensors metadata, the settings needed to rebuild the adapter (rank, alpha, targets).
 
+The adapter is kept in float32 whatever the base's dtype (fp32 master weights): with a bf16
+base, an update of 1e-4 to a weight near 1 is below bf16's resolution and would be lost.
+peft's LoRA layers cast the input to the adapter's dtype and the sum back to the base's, so
+the frozen base still runs in bf16 / fp16. Saved adapters are float32 too.
+
 Upstream TrajectoryCrafter publishes no LoRA. An adapter trained elsewhere with peft
 (``PeftModel.save_pretrained``: ``adapter_model.safetensors`` or ``.bin`` with the names
 prefixed by ``base_model.model.``, settings in ``adapter_config.json`` beside it) loads too.
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
+from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -28,6 +34,9 @@ from devis_plugins.trajectorycrafter.model import CrossTransformer3DModel
 
 ADAPTER = "default"
 FORMAT = "devis-lora-v1"
+MASTER_DTYPE = torch.float32
+"""The adapter's dtype (and so the optimizer state's), whatever the base model's."""
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 PEFT_PREFIX = "base_model.model."
 PEFT_CONFIG = "adapter_config.json"
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -52,8 +61,32 @@ def add_lora(model: CrossTransformer3DModel, settings: LoraSettings) -> None:
         init_lora_weights=True,
     )
     model.add_adapter(config, adapter_name=ADAPTER)
+    upcast_adapter(model)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(".lora_" in name)
+
+
+def upcast_adapter(model: torch.nn.Module) -> None:
+    """Cast the adapter's bf16 / fp16 tensors to float32 (peft's ``autocast_adapter_dtype``).
+
+    peft creates the adapter in the base layer's dtype when it is injected into a model (not
+    through ``get_peft_model``, which upcasts); small optimizer updates would round away.
+    """
+    for module in model.modules():
+        if not isinstance(module, BaseTunerLayer):
+            continue
+        for name in module.adapter_layer_names:
+            layers = getattr(module, name, None)
+            if layers is None or ADAPTER not in layers:
+                continue
+            layer = layers[ADAPTER]
+            if isinstance(layer, torch.nn.Parameter):
+                if layer.dtype in _LOW_PRECISION:
+                    layers[ADAPTER] = torch.nn.Parameter(
+                        layer.detach().to(MASTER_DTYPE), requires_grad=layer.requires_grad
+                    )
+            elif any(p.dtype in _LOW_PRECISION for p in layer.parameters()):
+                layer.to(MASTER_DTYPE)
 
 
 def lora_parameters(model: CrossTransformer3DModel) -> list[torch.nn.Parameter]:
@@ -62,11 +95,11 @@ def lora_parameters(model: CrossTransformer3DModel) -> list[torch.nn.Parameter]:
 
 
 def save_lora(model: CrossTransformer3DModel, settings: LoraSettings, path: str | Path) -> Path:
-    """Write the adapter to ``path`` (a ``.safetensors`` file); returns the path."""
+    """Write the adapter to ``path`` (a ``.safetensors`` file, float32); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        key: value.detach().contiguous().clone()
+        key: value.detach().to(MASTER_DTYPE).contiguous().clone()
         for key, value in get_peft_model_state_dict(model, adapter_name=ADAPTER).items()
     }
     metadata = {
