@@ -112,7 +112,19 @@ class TrainingSection(BaseModel):
         "constant", description="Learning-rate schedule over all optimizer steps of the run."
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up of the learning rate.")
-    tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list,
+        description="Experiment trackers that also get the logged numbers (TRL's name; "
+        "default none). tensorboard: RUN/tensorboard/; wandb: project $WANDB_PROJECT (or "
+        "devis), mode $WANDB_MODE. A tracker that is not installed stops the run at its start "
+        "naming the extra: pip install 'devis[tensorboard]' / 'devis[wandb]'.",
+    )
+    log_videos_every: int = Field(
+        0,
+        ge=0,
+        description="Send one generated video of every N-th round (rounds 0, N, 2N, ...) to "
+        "the trackers of report_to; 0: never.",
+    )
     warm_start: WarmStartSection = Field(
         default_factory=WarmStartSection, description="Supervised warm start before RL."
     )

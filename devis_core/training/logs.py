@@ -1,4 +1,5 @@
-"""What a training run records: ``metrics.jsonl``, TensorBoard scalars and ``reward_curve.png``.
+"""What a training run records: ``metrics.jsonl``, ``reward_curve.png`` and the trackers of
+``training.report_to`` (:mod:`~devis_core.training.tracking`: TensorBoard, wandb).
 
 Only the main process writes. ``metrics.jsonl`` gets one record per warm-start step, per
 optimizer step and per round (docs/training.md, *Logs*); a resumed run first drops the records
@@ -20,6 +21,7 @@ import torch
 from devis_core.toolkit.files import atomic_path, atomic_write_text
 from devis_core.toolkit.results import append_record, read_records
 from devis_core.training.sampling import Group, RoundRewards
+from devis_core.training.tracking import Tracker, open_trackers
 
 METRICS = "metrics.jsonl"
 REWARD_CURVE = "reward_curve.png"
@@ -33,33 +35,57 @@ class RunLog:
         self.directory, self.main = directory, main
         self.history: list[dict[str, Any]] = []
         """The round records so far (what the reward curve plots)."""
-        self._board: Any = None
+        self._trackers: list[Tracker] = []
 
-    def start(self, *, resumed: bool, next_round: int, tensorboard: bool) -> None:
+    def start(
+        self,
+        *,
+        resumed: bool,
+        next_round: int,
+        report_to: Sequence[str] = (),
+        run_name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         """Begin ``metrics.jsonl``: a resumed run keeps the records of rounds before
-        ``next_round`` only; open TensorBoard when asked for and installed."""
+        ``next_round`` only; open the trackers of ``report_to`` (``config``: the resolved
+        config they record)."""
         if not self.main:
             return
         records = read_records(self.directory / METRICS) if resumed else []
         kept = [r for r in records if r.get("round", -1) < next_round]
         atomic_write_text(self.directory / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
         self.history = [r for r in kept if r.get("event") == "round"]
-        if tensorboard:
-            self._board = _tensorboard_writer(self.directory / "tensorboard")
+        self._trackers = open_trackers(
+            report_to, directory=self.directory, run_name=run_name, config=config or {}
+        )
 
     def write(self, record: dict[str, Any], board_step: int | None = None) -> None:
-        """Append ``record``; its numbers also go to TensorBoard, at ``board_step`` if given,
+        """Append ``record``; its numbers also go to the trackers, at ``board_step`` if given,
         else at its round or step."""
         if not self.main:
             return
         append_record(self.directory / METRICS, record)
-        if self._board is None or record.get("event") not in _BOARD_EVENTS:
+        if not self._trackers or record.get("event") not in _BOARD_EVENTS:
             return
         if board_step is None:
             board_step = record.get("round", record.get("step", 0))
-        for name, value in record.items():
-            if isinstance(value, (int, float)) and name not in ("round", "step", "epoch"):
-                self._board.add_scalar(f"{record['event']}/{name}", value, board_step)
+        values = {
+            name: float(value)
+            for name, value in record.items()
+            if isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and name not in ("round", "step", "epoch")
+        }
+        for tracker in self._trackers:
+            tracker.log(record["event"], values, int(board_step))
+
+    def write_video(self, round_index: int, video: torch.Tensor) -> None:
+        """Send one generated video ``(T, 3, H, W)`` in ``[0, 1]`` of the round to the
+        trackers (``metrics.jsonl`` holds numbers only)."""
+        if not self.main:
+            return
+        for tracker in self._trackers:
+            tracker.video("round/sample_video", video, round_index)
 
     def write_round(self, record: dict[str, Any]) -> None:
         """Append a round's record and redraw the reward curve."""
@@ -68,9 +94,15 @@ class RunLog:
             self.history.append(record)
             plot_rewards(self.history, self.directory / REWARD_CURVE)
 
+    @property
+    def tracking(self) -> bool:
+        """Whether any tracker is open (sample videos are only prepared then)."""
+        return bool(self._trackers)
+
     def close(self) -> None:
-        if self._board is not None:
-            self._board.close()
+        for tracker in self._trackers:
+            tracker.close()
+        self._trackers = []
 
 
 def round_record(round_index: int, groups: Sequence[Group], scores: RoundRewards) -> dict[str, Any]:
@@ -100,15 +132,6 @@ def _mean_std(name: str, values: torch.Tensor) -> dict[str, float]:
         return {f"{name}_mean": math.nan, f"{name}_std": math.nan}
     std = float(values.std()) if values.numel() > 1 else 0.0
     return {f"{name}_mean": float(values.mean()), f"{name}_std": std}
-
-
-def _tensorboard_writer(directory: Path) -> Any:
-    """A TensorBoard writer, or None when the ``tensorboard`` package is not installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(directory))
 
 
 def plot_rewards(history: Sequence[dict[str, Any]], path: Path) -> None:

@@ -61,6 +61,7 @@ from devis_core.training.sampling import (
     score_group,
 )
 from devis_core.training.seeds import derived_seed, round_seed, seed_globals
+from devis_core.training.tracking import check_trackers
 from devis_core.training.units import Unit, build_units, seeded_batch
 from devis_core.training.update import Updater, adamw
 
@@ -86,6 +87,7 @@ class Trainer:
             config = config.model_copy(update={"device": str(device)})
         self.config, self.registry = config, registry
         self.settings = config.training
+        check_trackers(self.settings.report_to)  # before any work, on every process
         self.directory = Path(resume) if resume is not None else Path(config.output)
         self.resume = resume is not None
         self.progress = progress and world.is_main
@@ -219,7 +221,9 @@ class Trainer:
             self.log.start(
                 resumed=self.resume,
                 next_round=self.next_round,
-                tensorboard=self.settings.tensorboard,
+                report_to=self.settings.report_to,
+                run_name=self.config.name,
+                config=resolved,
             )
 
     def _latest(self) -> Path:
@@ -314,10 +318,14 @@ class Trainer:
         started = time.perf_counter()
         record = round_record(round_index, groups, scores)
         record.update(update)
+        record["learning_rate"] = self.updater.optimizer.param_groups[0]["lr"]
         self._save_checkpoint(next_round=round_index + 1)
         times["seconds_checkpoint"] = time.perf_counter() - started
         record.update(times)
         self.log.write_round(record)
+        every = self.settings.log_videos_every
+        if every and round_index % every == 0 and groups and self.log.tracking:
+            self.log.write_video(round_index, groups[0].members[0].video)
 
     def _check_rewards(self, round_index: int, rewards: torch.Tensor) -> None:
         """Stop when every reward of the round (every process's), or more than

@@ -43,7 +43,6 @@ TINY_TRAINING: dict[str, Any] = {
         "k_max": 2,
         "learning_rate": 0.05,
         "per_device_train_batch_size": 2,
-        "tensorboard": False,
         "warm_start": {"steps": 1, "batch_size": 1},
     },
 }
