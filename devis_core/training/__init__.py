@@ -15,6 +15,9 @@ One job per module:
 ``devis train`` itself is :func:`devis_core.engines.train.train_pipeline`.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from devis_core.training.algorithm import (
     Capabilities,
     GroupAlgorithmConfig,
@@ -23,9 +26,29 @@ from devis_core.training.algorithm import (
     best_and_worst,
     draw_timesteps_and_noise,
 )
-from devis_core.training.checkpoints import CHECKPOINTS, FINAL_LORA, LATEST, WARM_START_LORA
-from devis_core.training.logs import METRICS
-from devis_core.training.trainer import Trainer
+
+if TYPE_CHECKING:
+    from devis_core.training.checkpoints import CHECKPOINTS, FINAL_LORA, LATEST, WARM_START_LORA
+    from devis_core.training.logs import METRICS
+    from devis_core.training.trainer import Trainer
+
+# The trainer and its checkpoints import torch and peft: algorithm plugins import this package
+# while `devis plugins` lists them, so those names load on first use (PEP 562).
+_LAZY = {
+    "CHECKPOINTS": "devis_core.training.checkpoints",
+    "FINAL_LORA": "devis_core.training.checkpoints",
+    "LATEST": "devis_core.training.checkpoints",
+    "WARM_START_LORA": "devis_core.training.checkpoints",
+    "METRICS": "devis_core.training.logs",
+    "Trainer": "devis_core.training.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKPOINTS",

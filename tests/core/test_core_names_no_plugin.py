@@ -26,6 +26,7 @@ HOMONYMS = {
         "devis_core/toolkit/geometry/trajectory.py",
         "direct",
     ): "the target trajectory mode direct | gradual",
+    ("devis_core/training/state_files.py", "files"): "the checkpoint manifest's list of files",
 }
 """Strings that spell a kind but mean something else there, with what they mean."""
 

@@ -151,7 +151,7 @@ def test_loader_reads_pickled_weights_with_weights_only(tmp_path):
     # weights_only refuses pickles that would build arbitrary objects (and so run code)
     torch.save({**state, "step": Path("x")}, tmp_path / "unet" / "diffusion_pytorch_model.bin")
     with pytest.raises(
-        MissingWeightsError, match=r"(?s)cannot read .*\.bin as weights.*PosixPath.*\(weights\)"
+        MissingWeightsError, match=r"(?s)cannot read weights from .*\.bin.*PosixPath.*\(weights\)"
     ):
         load_unet(tmp_path / "unet", where="(weights)")
 
