@@ -79,3 +79,19 @@ def lazy_function(module: str, name: str) -> Callable[..., Any]:
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"``{module}.{name}``, imported on the first call."
     return call
+
+
+def lazy_attributes(package: str, sources: dict[str, str]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` (PEP 562) for ``package`` that imports each name of
+    ``sources`` (name -> module) from its module on first access, so a package can re-export
+    names from heavy modules without importing them::
+
+        __getattr__ = lazy_attributes(__name__, {"Trainer": "devis_core.training.trainer"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in sources:
+            return getattr(importlib.import_module(sources[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

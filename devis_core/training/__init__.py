@@ -15,9 +15,9 @@ One job per module:
 ``devis train`` itself is :func:`devis_core.engines.train.train_pipeline`.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from devis_core.lazy import lazy_attributes
 from devis_core.training.algorithm import (
     Capabilities,
     GroupAlgorithmConfig,
@@ -34,20 +34,17 @@ if TYPE_CHECKING:
 
 # The trainer and its checkpoints import torch and peft: algorithm plugins import this package
 # while `devis plugins` lists them, so those names load on first use (PEP 562).
-_LAZY = {
-    "CHECKPOINTS": "devis_core.training.checkpoints",
-    "FINAL_LORA": "devis_core.training.checkpoints",
-    "LATEST": "devis_core.training.checkpoints",
-    "WARM_START_LORA": "devis_core.training.checkpoints",
-    "METRICS": "devis_core.training.logs",
-    "Trainer": "devis_core.training.trainer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "CHECKPOINTS": "devis_core.training.checkpoints",
+        "FINAL_LORA": "devis_core.training.checkpoints",
+        "LATEST": "devis_core.training.checkpoints",
+        "WARM_START_LORA": "devis_core.training.checkpoints",
+        "METRICS": "devis_core.training.logs",
+        "Trainer": "devis_core.training.trainer",
+    },
+)
 
 
 __all__ = [

@@ -9,9 +9,10 @@ the adapter off). ``docs/models.md`` describes the checkpoints, fields and memor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import devis_core
+from devis_core.lazy import lazy_attributes
 from devis_plugins.trajectorycrafter.config import LoraSettings, TrajectoryCrafterConfig
 
 if TYPE_CHECKING:
@@ -25,20 +26,15 @@ __all__ = [
     "TrajectoryCrafterConfig",
 ]
 
-_LAZY = {
-    "CrossTransformer3DModel": "devis_plugins.trajectorycrafter.model",
-    "TrajectoryCrafterBackbone": "devis_plugins.trajectorycrafter.policy",
-}
-
-
-def __getattr__(name: str) -> Any:
-    # diffusers, transformers and peft take seconds to import: only when a model is built,
-    # not every time DEVIS lists its plugins
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# diffusers, transformers and peft take seconds to import: only when a model is built, not
+# every time DEVIS lists its plugins
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "CrossTransformer3DModel": "devis_plugins.trajectorycrafter.model",
+        "TrajectoryCrafterBackbone": "devis_plugins.trajectorycrafter.policy",
+    },
+)
 
 
 def build_trajectorycrafter(config: TrajectoryCrafterConfig) -> TrajectoryCrafterBackbone:
