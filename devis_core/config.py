@@ -449,6 +449,21 @@ def dump_config(config: PipelineBase, registry: Registry) -> dict[str, Any]:
     return data
 
 
+def differing_sections(
+    previous: dict[str, Any], current: dict[str, Any], ignored: Iterable[str] = ()
+) -> list[str]:
+    """The top-level sections where two resolved configs differ, sorted; ``ignored`` left out.
+
+    What resuming commands name when they refuse a directory holding another config.
+    """
+    skip = set(ignored)
+    return sorted(
+        str(key)
+        for key in set(previous) | set(current)
+        if key not in skip and previous.get(key) != current.get(key)
+    )
+
+
 def to_yaml(data: dict[str, Any]) -> str:
     """YAML text of plain config data, keys in their given order."""
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from devis_core.config import differing_sections
 from devis_core.errors import UsageError
 from devis_core.toolkit.files import atomic_write_text
 
@@ -261,11 +262,7 @@ def config_differences(
         return None
     if not isinstance(previous, dict):
         return None
-    return sorted(
-        str(key)
-        for key in set(previous) | set(resolved)
-        if key not in ignored and previous.get(key) != resolved.get(key)
-    )
+    return differing_sections(previous, resolved, ignored)
 
 
 def one_line(error: BaseException) -> str:

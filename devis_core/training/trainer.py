@@ -33,7 +33,13 @@ import yaml
 from tqdm.auto import tqdm
 
 from devis_core import distributed
-from devis_core.config import PROVENANCE_KEY, PipelineBase, dump_config, to_yaml
+from devis_core.config import (
+    PROVENANCE_KEY,
+    PipelineBase,
+    differing_sections,
+    dump_config,
+    to_yaml,
+)
 from devis_core.distributed import World
 from devis_core.errors import TrainingDivergedError, UsageError
 from devis_core.pipeline import Pipeline, make_generator
@@ -401,13 +407,8 @@ def _check_same_config(path: Path, resolved: dict[str, Any]) -> None:
         training.pop("rounds", None)
         return {**data, "training": training}
 
-    if comparable(saved) != comparable(resolved):
-        changed = sorted(
-            key
-            for key in set(saved) | set(resolved)
-            if key not in _RESUMABLE_CHANGES
-            and comparable(saved).get(key) != comparable(resolved).get(key)
-        )
+    changed = differing_sections(comparable(saved), comparable(resolved))
+    if changed:
         raise UsageError(
             f"the config differs from the one the run in {path.parent} started with "
             f"(sections: {', '.join(changed)}); only training.rounds may change on --resume"

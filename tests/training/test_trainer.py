@@ -179,3 +179,15 @@ def test_a_config_without_algorithm_is_refused_naming_the_installed_ones(tmp_pat
     config = validate_config(data, registry)
     with pytest.raises(UsageError, match=r"algorithm.*registered: dpo, grpo, sft"):
         Trainer(config, registry, world=World(), resume=None, progress=False)
+
+
+def test_resume_refuses_another_config_naming_its_sections_but_allows_more_rounds(tmp_path):
+    from devis_core.training.trainer import _check_same_config
+
+    saved = {"seed": 0, "name": "a", "training": {"rounds": 2, "k_max": 3}, "backbone": {"k": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    more_rounds = {**saved, "name": "b", "training": {"rounds": 5, "k_max": 3}}
+    _check_same_config(tmp_path / "config.yaml", more_rounds)  # rounds and name may change
+    changed = {**saved, "seed": 1, "training": {"rounds": 2, "k_max": 2}}
+    with pytest.raises(UsageError, match=r"\(sections: seed, training\)"):
+        _check_same_config(tmp_path / "config.yaml", changed)
