@@ -8,7 +8,9 @@ registered components, never Python import paths, and are read with ``yaml.safe_
 Two conveniences:
 
 - ``extends: base.yaml`` (relative to the file) starts from another config; mappings are
-  merged key by key, everything else (lists included) is replaced.
+  merged key by key, everything else (lists included) is replaced, and an entry that names
+  another ``kind`` replaces the parent's entry whole (one component's fields do not apply to
+  another).
 - overrides ``accumulator.steps=3`` or ``rewards[1].weight=0.5`` (the CLI's ``-o``) set one
   value each, parsed as YAML (``3`` is an int, ``[1, 2]`` a list, ``null`` None).
 
@@ -199,11 +201,18 @@ def parse_yaml(text: str, source: str = "<string>") -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``update`` into a copy of ``base``: mappings key by key, anything else replaced."""
+    """Merge ``update`` into a copy of ``base``: mappings key by key, anything else replaced.
+
+    A mapping of ``update`` that names another ``kind`` than the one of ``base`` replaces it
+    whole, as ``-o KEY.kind=...`` does: the fields of one component would not validate (or
+    would mean something else) in another.
+    """
     merged = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        previous = merged.get(key)
+        if isinstance(value, dict) and isinstance(previous, dict):
+            switched = "kind" in value and previous.get("kind") not in (None, value["kind"])
+            merged[key] = copy.deepcopy(value) if switched else deep_merge(previous, value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
