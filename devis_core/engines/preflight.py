@@ -66,8 +66,10 @@ def preflight(
     if command == "train":
         _check_training(config, processes)
     if command == "eval":
-        for method in evaluation_methods(config, registry).values():
+        check_unused(config, registry, command)
+        for name, method in evaluation_methods(config, registry).items():
             check_sections(method, registry, command)
+            check_unused(method, registry, command, f"evaluation.methods[{name!r}]")
             check_paths(method, command)
     check_paths(config, command)
     if command == "run":
@@ -81,7 +83,7 @@ def applicable_commands(config: PipelineBase) -> list[Command]:
     found: list[Command] = []
     if set(_SYNTHESIS) <= present:
         found.append("run")
-        if "metric" in present:
+        if "metric" in present and "reward" not in present:  # eval refuses rewards
             found.append("eval")
         if present & {"algorithm", "reward"}:
             found.append("train")
@@ -106,6 +108,27 @@ def check_sections(config: PipelineBase, registry: Registry, command: Command) -
             f"devis {command} needs {article} `{key}` section in the config, e.g. "
             f"{key}: {{kind: ...}}; registered: {names}"
         )
+
+
+def check_unused(
+    config: PipelineBase, registry: Registry, command: Command, where: str = "the config"
+) -> None:
+    """``devis eval`` refuses a ``rewards`` list rather than ignore it.
+
+    Eval scores with ``metrics``; rewards left in its config would read as if they were scored,
+    or changed the result. ``where`` names the config (an evaluation method) in the message.
+    """
+    rewards = _entries(config, "reward")
+    if command != "eval" or not rewards:
+        return
+    kinds = ", ".join(entry.kind for entry in rewards)
+    metrics = ", ".join(registry.names("metric")) or "(none installed)"
+    raise UsageError(
+        f"devis eval does not use `rewards` ({where} lists {kinds}): reward terms score the "
+        "samples of devis train (and of the ablation suites that train), while devis eval "
+        "scores with `metrics`. Remove the `rewards` section, or list what to score under "
+        f"`metrics:` (registered metrics: {metrics})"
+    )
 
 
 def check_paths(config: PipelineBase, command: Command) -> None:

@@ -284,6 +284,14 @@ CASES: dict[str, Case] = {
         ("_p0_v", "not valid JSON"),
     ),
     "frame without depth": Case(kubric_case(drop_depth_frame), ("depth_00002.tiff",)),
+    "eval config with rewards": Case(
+        lambda folder: [
+            "eval",
+            "-q",
+            write_config(folder, with_changes(TINY_TRAINING, metrics=["psnr"])),
+        ],
+        ("does not use `rewards`", "devis train", "`metrics:`"),
+    ),
     "run.sample out of range": Case(run_tiny(run={"sample": 5}), ("run.sample",)),
     "missing metric weights": Case(
         run_tiny(metrics=[{"kind": "lpips", "weights_path": "nowhere/alexnet.pth"}]),

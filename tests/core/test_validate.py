@@ -60,6 +60,17 @@ CASES = {
         "sampling: one-step with same_noise gives identical videos per group",
     ),
     "eval without metrics": ("eval", lambda tmp: {"metrics": []}, "entry in `metrics`"),
+    "eval with rewards": (
+        "eval",
+        lambda tmp: {"rewards": TRAINING["rewards"]},
+        "devis eval does not use `rewards` (the config lists psnr-visible): reward terms score "
+        "the samples of devis train",
+    ),
+    "eval with a method that adds rewards": (
+        "eval",
+        lambda tmp: {"evaluation": {"methods": {"scored": ["rewards=[psnr-visible]"]}}},
+        "devis eval does not use `rewards` (evaluation.methods['scored'] lists psnr-visible)",
+    ),
     "eval with a broken method": (
         "eval",
         lambda tmp: {"evaluation": {"methods": {"bad": ["backbone.nonsense=1"]}}},
@@ -104,8 +115,17 @@ def test_a_valid_config_passes_for_every_command_it_has_sections_for(tmp_path, c
     assert main(["validate", str(config)]) == 0
     out, err = capsys.readouterr()
     assert yaml.safe_load(out)["dataset"]["num_samples"] == 2
-    assert "valid for: devis run, devis eval, devis train" in err
+    assert "valid for: devis run, devis train\n" in err  # eval refuses rewards: not applicable
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_names_the_way_out_of_a_rewards_section(tmp_path, capsys):
+    config = _write(tmp_path, {**BASE, **TRAINING})
+    assert main(["validate", str(config), "--for", "eval"]) == 2
+    message = capsys.readouterr().err
+    assert "Remove the `rewards` section, or list what to score under `metrics:`" in message
+    assert "registered metrics: " in message and "psnr-nocc" in message
+    assert main(["validate", str(config), "--for", "run", "--for", "train"]) == 0
 
 
 def test_the_default_checks_every_command_whose_sections_are_present(tmp_path, capsys):
