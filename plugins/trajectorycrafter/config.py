@@ -35,20 +35,29 @@ class TrajectoryCrafterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["full", "tiny"] = Field(
+    preset: Literal["full", "toy", "tiny"] = Field(
         "full",
-        description="full: the published 5B model from local checkpoints; tiny: the same "
-        "classes at CPU size (random weights unless transformer_path/base_path are given).",
+        description="full: the published 5B model from local checkpoints; toy: a small model "
+        "pre-trained on the synthetic world, shipped with the package (8 frames of 32x48 or "
+        "multiples); tiny: the same classes at CPU size with random weights unless "
+        "transformer_path/base_path are given.",
     )
     transformer_path: str | None = Field(
         None,
         description="Directory of the transformer: config.json + diffusion_pytorch_model"
-        "*.safetensors (the TrajectoryCrafter/TrajectoryCrafter repository). Required for full.",
+        "*.safetensors (the TrajectoryCrafter/TrajectoryCrafter repository). Required for full; "
+        "toy: the shipped weights when unset.",
     )
     base_path: str | None = Field(
         None,
         description="Directory of the base model with vae/, text_encoder/, tokenizer/, "
-        "scheduler/ (alibaba-pai/CogVideoX-Fun-V1.1-5b-InP). Required for full.",
+        "scheduler/ (alibaba-pai/CogVideoX-Fun-V1.1-5b-InP). Required for full; toy: the "
+        "shipped text encoder, tokenizer and scheduler when unset.",
+    )
+    random_init: bool = Field(
+        False,
+        description="toy: ignore the shipped weights and start from the seeded random "
+        "initialisation (what recipes/pretrain_toy.py pre-trains).",
     )
     caption: str = Field(
         "", description="Caption used when the conditions carry none (no captioner is run)."
@@ -57,9 +66,14 @@ class TrajectoryCrafterConfig(BaseModel):
         REFINE_PROMPT, description="Appended to every caption, as TrajectoryCrafter does."
     )
     negative_prompt: str = Field(NEGATIVE_PROMPT, description="The unconditional branch's text.")
-    steps: int | None = Field(None, ge=2, description="DDIM steps (preset: 50 full, 20 tiny).")
-    guidance_scale: float = Field(
-        6.0, ge=0.0, description="Classifier-free guidance on the text (1 or less: none)."
+    steps: int | None = Field(
+        None, ge=2, description="DDIM steps (preset: 50 full, 10 toy, 20 tiny)."
+    )
+    guidance_scale: float | None = Field(
+        None,
+        ge=0.0,
+        description="Classifier-free guidance on the text, 1 or less: none (preset: 6 full and "
+        "tiny, 1 toy).",
     )
     eta: float = Field(
         1.0,
@@ -73,8 +87,8 @@ class TrajectoryCrafterConfig(BaseModel):
     resolution: tuple[int, int] | None = Field(
         None,
         description="(height, width) the model runs at; the render is resized to it and the "
-        "video back to the render's size (preset: 384x672 full, 24x40 tiny, 64x96 tiny "
-        "with a VAE). Must be a multiple of the VAE factor times the patch size.",
+        "video back to the render's size (preset: 384x672 full, 32x48 toy, 24x40 tiny, "
+        "64x96 tiny with a VAE). Must be a multiple of the VAE factor times the patch size.",
     )
     pixel_space: bool | None = Field(
         None,
@@ -83,7 +97,7 @@ class TrajectoryCrafterConfig(BaseModel):
     )
     dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None,
-        description="Weights and activations (preset: bfloat16 full, float32 tiny). "
+        description="Weights and activations (preset: bfloat16 full, float32 toy and tiny). "
         "Latents, DDIM arithmetic and log-probabilities stay float32.",
     )
     cpu_offload: bool = Field(

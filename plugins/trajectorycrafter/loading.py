@@ -44,11 +44,28 @@ TRANSFORMER_WHERE = (
 )
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+"""Where presets with shipped weights keep them: ``weights/<name>/{transformer,base}``."""
+
 BASE_WHERE = (
     "The base model is the Hugging Face repository alibaba-pai/CogVideoX-Fun-V1.1-5b-InP "
     "(e.g. `huggingface-cli download alibaba-pai/CogVideoX-Fun-V1.1-5b-InP --local-dir "
     "checkpoints/CogVideoX-Fun-V1.1-5b-InP`); set backbone.base_path to that directory."
 )
+
+
+def shipped_paths(preset: Preset) -> tuple[str, str]:
+    """The ``transformer/`` and ``base/`` directories of a preset's shipped weights."""
+    assert preset.shipped is not None
+    directory = SHIPPED_WEIGHTS / preset.shipped
+    weights = directory / "transformer" / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise MissingWeightsError(
+            f"the {preset.shipped} preset's weights are missing ({weights}): they ship with "
+            f"DEVIS's source and are written by `python recipes/pretrain_{preset.shipped}.py`; "
+            "reinstall DEVIS, rerun the recipe, or set random_init: true"
+        )
+    return str(directory / "transformer"), str(directory / "base")
 
 
 @dataclass

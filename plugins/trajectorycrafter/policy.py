@@ -32,7 +32,12 @@ from devis_plugins.trajectorycrafter.diffusion import (
     noisy_sample_and_v_target,
     standard_normal,
 )
-from devis_plugins.trajectorycrafter.loading import Components, build_components, save_components
+from devis_plugins.trajectorycrafter.loading import (
+    Components,
+    build_components,
+    save_components,
+    shipped_paths,
+)
 from devis_plugins.trajectorycrafter.pipeline import EncodedConditions, TrajectoryCrafterPipeline
 from devis_plugins.trajectorycrafter.presets import preset_for
 
@@ -48,10 +53,15 @@ class TrajectoryCrafterBackbone:
         self.steps = config.steps or preset.steps
         self.eta = config.eta
         dtype = _DTYPES[config.dtype or preset.dtype]
+        transformer_path, base_path = config.transformer_path, config.base_path
+        if preset.shipped is not None and not config.random_init:
+            shipped_transformer, shipped_base = shipped_paths(preset)
+            transformer_path = transformer_path or shipped_transformer
+            base_path = base_path or shipped_base
         components = build_components(
             preset,
-            transformer_path=config.transformer_path,
-            base_path=config.base_path,
+            transformer_path=transformer_path,
+            base_path=base_path,
             dtype=dtype,
             init_seed=config.init_seed,
             require_weights=config.preset == "full",
@@ -65,7 +75,9 @@ class TrajectoryCrafterBackbone:
             components,
             resolution=tuple(config.resolution or preset.resolution),
             dtype=dtype,
-            guidance_scale=config.guidance_scale,
+            guidance_scale=(
+                preset.guidance_scale if config.guidance_scale is None else config.guidance_scale
+            ),
             negative_prompt=config.negative_prompt,
             reference_frames=config.reference_frames,
             noise_aug_strength=config.noise_aug_strength,
