@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -70,6 +70,7 @@ from devis_core.training.seeds import derived_seed, round_seed, seed_globals
 from devis_core.training.tracking import check_trackers
 from devis_core.training.units import Unit, build_units, seeded_batch
 from devis_core.training.update import Updater, adamw
+from devis_core.types import Policy
 
 _RESUMABLE_CHANGES = ("output", "name", PROVENANCE_KEY)
 
@@ -121,13 +122,14 @@ class Trainer:
         # peft draws fresh LoRA matrices from the global generator: seed it, so every process
         # (and a resumed run, before loading its checkpoint) builds the same adapter
         seed_globals(config.seed, "init")
-        self.policy = self.pipeline.backbone
-        if not isinstance(self.policy, LoraPolicy):
-            raise UsageError(
-                f"backbone {config.backbone.kind!r} cannot be trained: it is not a policy "
-                "with a LoRA adapter"
-            )
+        self.policy = trainable_policy(self.pipeline.backbone, config.backbone.kind)
         self.parameters = list(self.policy.trainable_parameters())
+        if not self.parameters:
+            raise UsageError(
+                f"backbone {config.backbone.kind!r} (the `backbone` section) has no trainable "
+                "parameters: devis train updates its LoRA adapter, so configure the adapter in "
+                "the `backbone` entry (its LoRA fields; `devis schema --slot backbone`)"
+            )
         self.reward = CompositeReward(config.rewards, registry)
         self.reward.to(self.pipeline.device)
         # collectives run where the backend wants them: nccl and hccl on the device, gloo on CPU
@@ -393,6 +395,28 @@ class Trainer:
             first_row=self.world.rank * len(groups) * self.algorithm.config.num_generations,
             seed_parts=(self.config.seed, round_index),
         )
+
+
+POLICY_MEMBERS: tuple[str, ...] = tuple(
+    name for protocol in (Policy, LoraPolicy) for name in vars(protocol) if not name.startswith("_")
+)
+"""What a backbone implements to be trained: the :class:`~devis_core.types.Policy` protocol and
+saving and loading its adapter."""
+
+
+def trainable_policy(backbone: object, kind: str) -> LoraPolicy:
+    """``backbone`` as the policy a run trains; a :class:`UsageError` that names the configured
+    backbone, what it lacks and what would train, when it is a generator only."""
+    missing = [name for name in POLICY_MEMBERS if not callable(getattr(backbone, name, None))]
+    if not missing:
+        return cast(LoraPolicy, backbone)
+    raise UsageError(
+        f"backbone {kind!r} (the `backbone` section) cannot be trained: devis train fine-tunes "
+        "the LoRA adapter of a backbone that is a policy (devis_core.types.Policy, plus "
+        f"save_lora and load_lora), and {kind!r} has no {', '.join(missing)}. Configure a "
+        "backbone that is one, with its adapter set in its entry (`devis plugins` describes "
+        f"the backbones); {kind!r} stays usable by devis run and devis eval"
+    )
 
 
 def _check_same_config(path: Path, resolved: dict[str, Any]) -> None:
