@@ -55,6 +55,11 @@ class PluginConflictError(DevisError):
     """Two plugins registered a component under the same name in one slot."""
 
 
+class PluginContractError(DevisError):
+    """A plugin registered a component that breaks its slot's contract: a malformed name, config
+    model or factory, or a reward term's direction or range. The plugin is not loaded."""
+
+
 class MissingWeightsError(UsageError):
     """A component needs a local file (weights, checkpoint) that is not there."""
 

@@ -18,9 +18,10 @@ Every slot of a pipeline has one *register hook*. DEVIS calls it once per plugin
 ``register(name, factory, config, *, description=None)`` takes:
 
 ``name``
-    The name configs use (``depth: {kind: blur-depth}``): lower case, digits and dashes. Names
-    are unique within a slot; two plugins registering the same name is an error that names
-    both distributions.
+    The name configs use (``depth: {kind: blur-depth}``): lower case, digits and dashes,
+    starting with a letter; any other name fails the plugin at registration. Names are unique
+    within a slot; two plugins registering the same name is an error that names both
+    distributions.
 ``factory``
     A callable that takes one argument, the validated config (an instance of ``config``), and
     returns the component. A class whose ``__init__`` takes the config is the usual choice.
@@ -109,6 +110,12 @@ def devis_register_reward_terms(register: Register) -> None:
     and ``default_range`` (``(low, high)``), the range the composite reward normalises the
     term to ``[0, 1]`` with (Eq. 17). Non-finite scores are allowed: the composite reward
     reports and excludes them.
+
+    Declare both as class attributes of the factory when they do not depend on the config:
+    ``register`` checks them without building the term (``higher_is_better`` is True or False;
+    ``default_range`` is two finite numbers, low < high), and a plugin that breaks them is not
+    loaded, reported with its distribution, the factory and the line that registered it. A
+    term that sets them in ``__init__`` (from its config) is checked when it is built.
 
     Config key: ``rewards: [{kind: <name>, weight: 1.0, range: [low, high], ...}]``.
     """

@@ -13,9 +13,11 @@ name, comma separated:
 ``DEVIS_DISABLE_PLUGINS``
     Load everything except these.
 
-A plugin that fails (its import raises, it implements a hook that does not exist, or its
-register hook raises) is reported in :attr:`Registry.failures` with its distribution and the
-error, and the others still load.
+A plugin that fails (its import raises, it implements a hook that does not exist, its
+register hook raises, or it registers a component that breaks its slot's contract: a bad name,
+or a reward term whose declared direction or range is invalid) is reported in
+:attr:`Registry.failures` with its distribution, the error and the plugin's line that caused
+it, and the others still load.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 import traceback
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -39,6 +42,8 @@ ENTRY_POINT_GROUP = "devis"
 LOAD_VARIABLE = "DEVIS_LOAD_PLUGINS"
 DISABLE_VARIABLE = "DEVIS_DISABLE_PLUGINS"
 LOCAL_DISTRIBUTION = "<not installed>"
+_REGISTRY_FILE = Path(make_register.__code__.co_filename)
+"""Where ``register`` checks its calls: left out of a failure's location."""
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -171,6 +176,12 @@ def _normalise(name: str) -> str:
 
 
 def _describe(error: BaseException) -> str:
-    where = traceback.extract_tb(error.__traceback__)
+    """The error and where the plugin raised it: for a refused ``register`` call, the plugin's
+    line that made it (not the check inside DEVIS that refused it)."""
+    where = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename) != _REGISTRY_FILE
+    ]
     location = f" (at {where[-1].filename}:{where[-1].lineno})" if where else ""
     return f"{type(error).__name__}: {error}{location}"

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from devis_core.errors import PluginConflictError, UnknownComponentError
+from devis_core.errors import PluginConflictError, PluginContractError, UnknownComponentError
+from devis_core.rewards import contract_problems
 from devis_core.slots import SLOT_NAMES
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -123,14 +124,11 @@ def make_register(registry: Registry, slot: str, provenance: Provenance) -> Call
         *,
         description: str | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-            raise ValueError(
-                f"component name {name!r} must be lower case letters, digits and dashes"
+        problems = registration_problems(slot, name, factory, config)
+        if problems:
+            raise PluginContractError(
+                f"{slot} {name!r} (factory {_qualified(factory)}): " + "; ".join(problems)
             )
-        if not (inspect.isclass(config) and issubclass(config, BaseModel)):
-            raise TypeError(f"{slot} {name!r}: config must be a pydantic model class")
-        if not callable(factory):
-            raise TypeError(f"{slot} {name!r}: factory must be callable")
         registry.add(
             Component(
                 slot=slot,
@@ -143,6 +141,30 @@ def make_register(registry: Registry, slot: str, provenance: Provenance) -> Call
         )
 
     return register
+
+
+def registration_problems(slot: str, name: object, factory: object, config: object) -> list[str]:
+    """What is wrong with one ``register`` call, read from what it declares: nothing is built
+    (so listing plugins imports no model). A reward term's direction and range are part of it."""
+    problems = []
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        problems.append(
+            f"the name {name!r} is not a valid kind: use lower case letters, digits and dashes, "
+            "starting with a letter (like psnr-visible)"
+        )
+    if not (inspect.isclass(config) and issubclass(config, BaseModel)):
+        problems.append(f"config must be a pydantic model class, got {config!r}")
+    if not callable(factory):
+        problems.append(f"factory must be callable, got {factory!r}")
+    elif slot == "reward":
+        problems += contract_problems(factory, built=False)
+    return problems
+
+
+def _qualified(factory: object) -> str:
+    """``module.Name`` of a factory: where a plugin author finds what they registered."""
+    module = getattr(factory, "__module__", None) or "?"
+    return f"{module}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
 
 
 def strict_model(model: type[BaseModel]) -> type[BaseModel]:

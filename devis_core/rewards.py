@@ -6,10 +6,16 @@ clipping outside it; lower-is-better terms are flipped (``1 - x``); the composit
 the weighted sum ``R = sum_k w_k x_k``. A non-finite raw score is reported (a warning naming
 the sample and the term) and makes that sample's composite reward NaN, so that group
 statistics leave the sample out: it is never silently turned into a number.
+
+What a term declares (direction, range) is checked when its plugin registers it
+(:func:`contract_problems`), and again, in full, when it is built.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,16 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from devis_core.errors import UsageError
+from devis_core.errors import PluginContractError, UsageError
 from devis_core.lazy import lazy_import
-from devis_core.registry import Registry
 from devis_core.types import RewardInputs, RewardTerm
 
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
+
+    from devis_core.registry import Registry
 else:
     torch = lazy_import("torch")
+
+_ABSENT = object()
 
 
 @dataclass
@@ -80,6 +89,14 @@ class CompositeReward:
             else:
                 term_fields = {k: v for k, v in entry.items() if k not in ("weight", "range")}
                 term = registry.build("reward", term_fields)
+            problems = contract_problems(term, built=True)
+            if problems:
+                origin = registry.get("reward", kind).provenance
+                raise PluginContractError(
+                    f"reward term {kind!r} of plugin {origin.plugin!r} (distribution "
+                    f"{origin.distribution} {origin.version}), as built for rewards[{index}]: "
+                    + "; ".join(problems)
+                )
             low, high = configured if configured is not None else term.default_range
             if not high > low:
                 raise UsageError(
@@ -119,6 +136,58 @@ class CompositeReward:
                     stacklevel=2,
                 )
         return RewardResult(terms=raw, normalised=normalised, total=total, invalid=invalid)
+
+
+def contract_problems(declares: object, *, built: bool) -> list[str]:
+    """What breaks the reward-term contract in what ``declares`` states: ``higher_is_better``
+    (True or False) and ``default_range`` (finite ``(low, high)``, low < high), as sentences.
+
+    At registration ``declares`` is the factory and only what it states as plain class
+    attributes is checked, without building it (no model, no torch): a term whose direction or
+    range depends on its config sets them when built, and the built term (``built``: both
+    must be there) is checked when the composite reward builds it.
+    """
+    problems = []
+    direction = _declared(declares, "higher_is_better", built)
+    if direction is _ABSENT:
+        if built:
+            problems.append("it declares no higher_is_better (its direction: True or False)")
+    elif not isinstance(direction, bool):
+        problems.append(
+            f"unknown direction higher_is_better={direction!r}: expected True (higher is "
+            "better) or False (lower is better)"
+        )
+    bounds = _declared(declares, "default_range", built)
+    if bounds is _ABSENT:
+        if built:
+            problems.append("it declares no default_range (the raw scores mapped to 0 and 1)")
+    elif (problem := _range_problem(bounds)) is not None:
+        problems.append(f"default_range {problem}")
+    return problems
+
+
+def _declared(declares: object, name: str, built: bool) -> Any:
+    """The value ``declares`` states for ``name``; ``_ABSENT`` when it states none, or (for a
+    factory) when only an instance would know (a property, an attribute set in ``__init__``)."""
+    if built:
+        return getattr(declares, name, _ABSENT)
+    value = inspect.getattr_static(declares, name, _ABSENT)
+    return _ABSENT if hasattr(type(value), "__get__") else value
+
+
+def _range_problem(bounds: object) -> str | None:
+    if (
+        not isinstance(bounds, tuple | list)
+        or len(bounds) != 2
+        or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bounds)
+    ):
+        return f"must be a pair (low, high) of numbers, got {bounds!r}"
+    low, high = (float(b) for b in bounds)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"must be finite, got ({low}, {high})"
+    if not low < high:
+        return f"must have low < high, got ({low}, {high})"
+    return None
 
 
 def _field(entry: BaseModel | dict[str, Any], name: str, *default: Any) -> Any:

@@ -209,3 +209,129 @@ def test_registries_do_not_leak_between_loads():
     first = load_registry(plugins=[("toys", toy_components)], use_entry_points=False)
     second = load_registry(use_entry_points=False)
     assert first.names("depth") == ["toy-constant"] and second.names("depth") == []
+
+
+REWARD_PLUGIN = """
+from pydantic import BaseModel
+import devis_core
+
+class TermConfig(BaseModel):
+    pass
+
+class Term:
+    '''A reward term declaring its contract as class attributes.'''
+    higher_is_better = {direction}
+    default_range = {bounds}
+
+    def __init__(self, config):
+        raise AssertionError("registration must not build the term")
+
+@devis_core.hookimpl
+def devis_register_reward_terms(register):
+    register({name}, Term, TermConfig)
+"""
+
+BROKEN_REWARDS = {
+    "empty name": ('""', "True", "(0.0, 1.0)", "the name '' is not a valid kind"),
+    "name with capitals": (
+        '"PSNR_visible"',
+        "True",
+        "(0.0, 1.0)",
+        "the name 'PSNR_visible' is not a valid kind",
+    ),
+    "direction as a word": (
+        '"fine"',
+        '"up"',
+        "(0.0, 1.0)",
+        "unknown direction higher_is_better='up'",
+    ),
+    "direction missing a value": ('"fine"', "None", "(0.0, 1.0)", "higher_is_better=None"),
+    "range reversed": ('"fine"', "True", "(1.0, 0.0)", "default_range must have low < high"),
+    "range empty": ('"fine"', "False", "(2.0, 2.0)", "default_range must have low < high"),
+    "range infinite": ('"fine"', "True", "(0.0, float('inf'))", "default_range must be finite"),
+    "range NaN": ('"fine"', "True", "(float('nan'), 1.0)", "default_range must be finite"),
+    "range of one number": ('"fine"', "True", "(1.0,)", "must be a pair (low, high)"),
+    "range as text": ('"fine"', "True", '"0-1"', "must be a pair (low, high)"),
+}
+
+
+def _reward_plugin(name: str, direction: str, bounds: str) -> str:
+    source = REWARD_PLUGIN.replace("{name}", name).replace("{direction}", direction)
+    return source.replace("{bounds}", bounds)
+
+
+@pytest.mark.parametrize("case", list(BROKEN_REWARDS))
+def test_a_reward_term_breaking_its_contract_fails_at_registration(make_distribution, case):
+    name, direction, bounds, problem = BROKEN_REWARDS[case]
+    source = _depth_plugin("kept-depth") + _reward_plugin(name, direction, bounds)
+    make_distribution(
+        "devis-badreward", "0.3", {"devis_badreward": source}, {"bad": "devis_badreward"}
+    )
+    registry = load_registry(environ={})
+    [failure] = [f for f in registry.failures if f.plugin == "bad"]
+    assert failure.distribution == "devis-badreward"
+    assert problem in failure.error
+    assert "factory devis_badreward.Term" in failure.error  # the module that declared it
+    assert "devis_badreward.py:" in failure.error  # the line that registered it
+    assert "kept-depth" not in registry.names("depth")  # the plugin is not loaded at all
+    assert "psnr-visible" in registry.names("reward")  # the others are
+
+
+def test_a_well_declared_reward_term_registers_without_being_built(make_distribution):
+    source = _reward_plugin('"fine-term"', "False", "(0, 100)")
+    make_distribution("devis-goodreward", "1.0", {"devis_good": source}, {"good": "devis_good"})
+    registry = load_registry(environ={})
+    assert not [f for f in registry.failures if f.plugin == "good"]
+    assert registry.get("reward", "fine-term").provenance.distribution == "devis-goodreward"
+
+
+def test_the_cli_reports_the_broken_reward_with_its_plugin_and_distribution(
+    make_distribution, capsys
+):
+    from devis_core.cli import main
+
+    source = _reward_plugin('"loud-term"', '"higher"', "(0.0, 1.0)")
+    make_distribution("devis-loud", "2.0", {"devis_loud": source}, {"loud": "devis_loud"})
+    assert main(["plugins"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: plugin 'loud' from devis-loud was not loaded: " in err
+    assert "reward 'loud-term' (factory devis_loud.Term): unknown direction" in err
+
+
+CONFIG_DEPENDENT_REWARD = """
+from pydantic import BaseModel
+import devis_core
+
+class Config(BaseModel):
+    low: float = 0.0
+
+class Term:
+    '''Direction and range depend on the config: only the built term can say.'''
+    def __init__(self, config):
+        self.higher_is_better = True
+        self.default_range = (config.low, 1.0)
+
+    def score(self, batch):
+        raise AssertionError("not scored")
+
+@devis_core.hookimpl
+def devis_register_reward_terms(register):
+    register("late-term", Term, Config)
+"""
+
+
+def test_a_term_declaring_when_built_is_checked_when_built(make_distribution):
+    from devis_core.errors import PluginContractError
+    from devis_core.rewards import CompositeReward
+
+    make_distribution(
+        "devis-late", "0.1", {"devis_late": CONFIG_DEPENDENT_REWARD}, {"late": "devis_late"}
+    )
+    registry = load_registry(environ={})
+    assert "late-term" in registry.names("reward")  # nothing declared to check before building
+    assert CompositeReward([{"kind": "late-term"}], registry).terms[0].low == 0.0
+    with pytest.raises(PluginContractError) as error:
+        CompositeReward([{"kind": "late-term", "low": 1.0}], registry)
+    message = str(error.value)
+    assert "reward term 'late-term' of plugin 'late' (distribution devis-late 0.1)" in message
+    assert "default_range must have low < high, got (1.0, 1.0)" in message
