@@ -242,7 +242,8 @@ def ablate(
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Run an ablation suite and write its table (markdown, CSV, JSON) and bar plots.
+    """Run an ablation suite and write its table (markdown, LaTeX, CSV, JSON), the per-sample
+    records behind it (samples.jsonl) and bar plots.
 
     Running it again into the same --output reuses the rows already finished there.
     """
@@ -263,6 +264,21 @@ def ablate(
 
     click.echo(markdown_table(result))
     click.echo(f"\nwritten to {directory}", err=True)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def plots(paths: tuple[Path, ...]) -> None:
+    """Redraw the bar plots of every table.json under PATHS (files or folders) beside it.
+
+    The plots (plots/<column>.png, error bars from the table's std) are drawn from the table
+    alone, so no suite runs again: `devis plots docs/results` remakes the committed ones.
+    """
+    from devis_core.engines.plots import plot_tables
+
+    written = plot_tables(paths)
+    folders = sorted({str(path.parent.parent) for path in written})
+    click.echo(f"{len(written)} plots written beside the tables of {', '.join(folders)}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

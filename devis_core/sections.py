@@ -2,7 +2,9 @@
 
 ``run``, ``evaluation``, ``training`` (with its ``warm_start``) and ``depth_alignment``:
 settings of ``devis run``, ``eval`` and ``train`` and of the pipeline's depth, each a model
-with unknown keys forbidden, so a typo is an error that names its YAML path.
+with unknown keys forbidden, so a typo is an error that names its YAML path. The
+``save_videos`` setting is also a key of every built-in suite's config
+(:func:`save_videos_field`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SaveVideos = Literal["none", "mp4", "lossless"]
+"""Which videos a command keeps: none, H.264 mp4 (small, lossy) or lossless (FFV1 in mkv)."""
+
+
+def save_videos_field(default: SaveVideos) -> Any:
+    """The ``save_videos`` field of ``evaluation``, ``run`` and the suites' configs."""
+    return Field(
+        default,
+        description="Which videos to write: none; mp4 (H.264, near-lossless, to look at); "
+        "lossless (FFV1 in .mkv: the pixels round-trip exactly, so metrics can be recomputed "
+        "from the files). devis run writes source, render, mask, generated (and target); "
+        "evaluations and suites each generated video, as videos/<method>/<sample_id>.<ext>.",
+    )
 
 
 class EvaluationSection(BaseModel):
@@ -25,6 +41,7 @@ class EvaluationSection(BaseModel):
     max_samples: int | None = Field(
         None, ge=1, description="Evaluate the first N dataset samples only (default: all)."
     )
+    save_videos: SaveVideos = save_videos_field("none")
 
 
 class RunSection(BaseModel):
@@ -33,6 +50,7 @@ class RunSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sample: int = Field(0, ge=0, description="Index of the dataset sample to synthesise.")
+    save_videos: SaveVideos = save_videos_field("mp4")
 
 
 class WarmStartSection(BaseModel):

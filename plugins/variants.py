@@ -2,9 +2,10 @@
 
 The generic ablation: every variant runs the same pipeline config with its own overrides
 (``accumulator.kind=rfa``, ``backbone.fill=0.5``, ...) on the same dataset samples and seeds,
-and the table reports the mean of each configured metric per variant. Finished variants are
-kept in ``rows/`` of the output folder and reused when the suite runs again there. It has no
-``scale`` switch: the pipeline YAML says everything about the models and data.
+and the table reports the mean ± std of each configured metric per variant, with a paired test
+against the first variant. Finished variants are kept in ``rows/`` of the output folder and
+reused when the suite runs again there. It has no ``scale`` switch: the pipeline YAML says
+everything about the models and data.
 
     devis ablate variants -o pipeline=my.yaml \\
         -o 'variants={direct: [], clean: [accumulator.clean=true]}'
@@ -18,8 +19,10 @@ from pydantic import BaseModel, Field
 
 import devis_core
 from devis_core.config import read_yaml
-from devis_core.engines.evaluate import compare_variants
-from devis_core.types import SuiteContext, SuiteResult
+from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
+from devis_core.engines.tables import MeasuredTable
+from devis_core.sections import SaveVideos, save_videos_field
+from devis_core.types import SuiteContext
 
 
 class VariantsConfig(BaseModel):
@@ -31,6 +34,7 @@ class VariantsConfig(BaseModel):
         description="Variant name -> list of KEY=VALUE overrides of the pipeline.",
     )
     samples: int = Field(2, ge=1, description="Dataset samples per variant (the first N).")
+    save_videos: SaveVideos = save_videos_field("none")
 
 
 class VariantsSuite:
@@ -39,16 +43,20 @@ class VariantsSuite:
     def __init__(self, config: VariantsConfig):
         self.config = config
 
-    def run(self, context: SuiteContext) -> SuiteResult:
-        base = read_yaml(self.config.pipeline)
-        names, rows = compare_variants(
-            base, self.config.variants, context, samples=self.config.samples,
-            source=str(self.config.pipeline), store=context.output / "rows",
+    def run(self, context: SuiteContext) -> MeasuredTable:
+        cfg = self.config
+        found = compare_variants(
+            read_yaml(cfg.pipeline), cfg.variants, context, samples=cfg.samples,
+            source=str(cfg.pipeline), store=context.output / "rows",
+            videos=video_output(context.output / "videos", cfg.save_videos),
         )  # fmt: skip
-        return SuiteResult(
-            title=f"Variants of {self.config.pipeline.name}",
-            columns=["variant", *names, "generator calls", "samples"],
-            rows=rows,
+        return MeasuredTable(
+            title=f"Variants of {cfg.pipeline.name}",
+            columns=["variant", *found.metrics, "generator calls", "samples"],
+            rows=found.rows,
+            notes=statistics_notes(next(iter(cfg.variants)) if len(cfg.variants) > 1 else None),
+            samples=found.records,
+            higher_is_better=found.higher_is_better,
         )
 
 

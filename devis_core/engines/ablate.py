@@ -14,9 +14,10 @@ import yaml
 
 from devis_core.config import to_yaml
 from devis_core.devices import resolve_device
+from devis_core.engines.plots import write_plots
 from devis_core.engines.preflight import preflight_suite
 from devis_core.engines.run_directory import run_directory
-from devis_core.engines.tables import write_plots, write_tables
+from devis_core.engines.tables import write_tables
 from devis_core.registry import Registry
 from devis_core.toolkit.files import atomic_write_text
 from devis_core.types import SuiteContext, SuiteResult
@@ -35,8 +36,10 @@ def run_suite(
 ) -> tuple[SuiteResult, Path]:
     """Run suite ``name`` with ``field=value`` overrides of its config; return its table.
 
-    Writes ``table.{md,csv,json}`` and ``plots/<metric>.png`` into ``output``; suites keep
-    their finished rows there too, so running again into the same ``output`` resumes.
+    Writes ``table.{md,tex,csv,json}``, ``plots/<metric>.png`` and, for a suite whose table
+    is measured on samples (:class:`~devis_core.engines.tables.MeasuredTable`, as the built-in
+    suites' are), ``samples.jsonl`` into ``output``; suites keep their finished rows there
+    too, so running again into the same ``output`` resumes.
     """
     component, config = preflight_suite(registry, name, overrides, output)
     where = resolve_device(device)

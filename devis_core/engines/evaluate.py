@@ -13,18 +13,22 @@ One engine serves ``devis eval`` (:func:`evaluate_pipeline`: the methods of the 
   scored: a crash loses nothing finished, and running again (with more samples, or another
   method) scores only what is missing.
 
-:func:`summarise` turns records into rows: mean, sample standard deviation and count of every
-metric, over the samples whose value is finite.
+:func:`summarise` turns records into rows: mean, sample standard deviation, count and 95%
+confidence interval of every metric over the samples whose value is finite, and the p-value of
+the paired t-test of each row against the reference row (:mod:`~devis_core.engines.statistics`).
+With ``save_videos``, every generated video is kept (:class:`VideoOutput`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tqdm.auto import tqdm
@@ -39,17 +43,22 @@ from devis_core.config import (
 )
 from devis_core.engines.preflight import evaluation_methods, preflight
 from devis_core.engines.run_directory import run_directory, same_config
-from devis_core.engines.tables import json_safe, markdown_table, slug, write_tables
+from devis_core.engines.statistics import SIGNIFICANCE, mean_interval, paired_p_value
+from devis_core.engines.tables import MeasuredTable, json_safe, markdown_table, slug, write_tables
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
+from devis_core.sections import SaveVideos
 from devis_core.toolkit.files import atomic_write_text
 from devis_core.toolkit.results import RecordLog, config_key
-from devis_core.types import SuiteContext, SuiteResult, ViewSynthesisSample
+from devis_core.types import SuiteContext, ViewSynthesisSample
+
+if TYPE_CHECKING:
+    import torch
 
 RECORDS = "metrics.jsonl"
 _NOT_COMPARED = ("evaluation", "name", "output", PROVENANCE_KEY)
 """Config keys that do not change what a method computes (left out of its key)."""
-_RECORD_FIELDS = ("method", "key", "overrides", "sample_id", "index", "generator_calls", "seconds")
+_RECORD_FIELDS = ("method", "key", "seed", "sample_id", "index", "generator_calls", "seconds")
 
 
 def method_key(config: PipelineBase) -> str:
@@ -57,6 +66,34 @@ def method_key(config: PipelineBase) -> str:
     its results (``output``, ``name``, ``evaluation``, provenance)."""
     data = config.model_dump(mode="json")
     return config_key({k: v for k, v in data.items() if k not in _NOT_COMPARED})
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    """Where generated videos are kept (``save_videos``): ``<root>/<method>/<sample_id>.mp4``
+    (H.264) or ``.mkv`` (lossless FFV1, whose pixels read back exactly)."""
+
+    root: Path
+    lossless: bool
+
+    def path(self, method: str, sample_id: str) -> Path:
+        """The file of ``method``'s video of sample ``sample_id``."""
+        from devis_core.toolkit.media import video_suffix
+
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id)
+        return self.root / slug(method) / f"{name}{video_suffix(self.lossless)}"
+
+    def write(self, method: str, sample_id: str, video: torch.Tensor, fps: float) -> Path:
+        """Encode ``video`` to :meth:`path` (atomically: a file there is whole)."""
+        from devis_core.toolkit.media import write_video
+
+        path = self.path(method, sample_id)
+        return write_video(path, video.cpu(), fps, lossless=self.lossless)
+
+
+def video_output(root: Path, save_videos: SaveVideos) -> VideoOutput | None:
+    """The :class:`VideoOutput` under ``root`` of a ``save_videos`` setting; None for none."""
+    return None if save_videos == "none" else VideoOutput(root, save_videos == "lossless")
 
 
 def score_methods(
@@ -67,27 +104,38 @@ def score_methods(
     log: RecordLog | None = None,
     progress: bool = True,
     label: str = "evaluation",
+    videos: VideoOutput | None = None,
+    shared: dict[tuple[str, str, str], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Score each method on its dataset's first ``samples`` samples (all when None).
 
     Returns one record per method and sample, in method order then sample order: ``method``,
     ``key``, ``sample_id``, ``index``, ``generator_calls``, ``seconds`` (synthesis wall time)
     and every metric. Records already in ``log`` under the same method and key are reused;
-    new ones are appended to it as they finish.
+    new ones are appended to it as they finish. With ``videos``, each generated video is
+    written there too, and a record whose video is missing is made again. ``shared`` holds
+    the built components to reuse (see :class:`~devis_core.pipeline.Pipeline`).
     """
     log = RecordLog() if log is None else log
-    shared: dict[tuple[str, str, str], Any] = {}
+    shared = {} if shared is None else shared
     pipelines = {name: Pipeline(config, registry, shared) for name, config in methods.items()}
     keys = {name: method_key(config) for name, config in methods.items()}
     for pipeline in pipelines.values():
         _ = pipeline.metrics  # built before any work, so missing weights fail at once
     counts = {name: _count(pipeline, samples) for name, pipeline in pipelines.items()}
     done = {(r["method"], r.get("key"), r["index"]): r for r in log.records}
+
+    def finished(name: str, index: int) -> bool:
+        record = done.get((name, keys[name], index))
+        if record is None or videos is None:
+            return record is not None
+        return videos.path(name, record["sample_id"]).is_file()
+
     todo = [
         (index, name)
         for index in range(max(counts.values(), default=0))
         for name in methods
-        if index < counts[name] and (name, keys[name], index) not in done
+        if index < counts[name] and not finished(name, index)
     ]
     loaded: dict[int, ViewSynthesisSample] = {}  # this index's sample, by dataset
     current = -1
@@ -103,6 +151,8 @@ def score_methods(
         result = pipeline.synthesize(sample, seed_offset=index)
         seconds = time.perf_counter() - started
         values = pipeline.score(sample, result.video)
+        if videos is not None:
+            videos.write(name, sample.sample_id, result.video, sample.fps)
         record = {
             "method": name,
             "key": keys[name],
@@ -117,31 +167,97 @@ def score_methods(
     return [done[(name, keys[name], index)] for name in methods for index in range(counts[name])]
 
 
+def metric_directions(pipelines: Iterable[Pipeline]) -> dict[str, bool]:
+    """Whether a higher value is better, for every metric of ``pipelines`` (by name)."""
+    return {
+        name: bool(metric.higher_is_better)
+        for pipeline in pipelines
+        for name, metric in pipeline.metrics.items()
+    }
+
+
 def summarise(
-    records: Sequence[dict[str, Any]], methods: Sequence[str]
+    records: Sequence[dict[str, Any]],
+    methods: Sequence[str],
+    *,
+    reference: str | None = None,
+    pair_by: Sequence[str] = ("index",),
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Metric names (in the order first seen) and one row per method: ``method``, and for
-    every metric its mean, ``<metric> std`` (sample, ``n - 1``) and ``<metric> n`` over the
-    samples whose value is finite (NaN when none is), ``generator calls`` and ``seconds``
-    (means) and ``samples`` (the number of records)."""
+    """Metric names (in the order first seen) and one row per method.
+
+    A row holds ``method``; for every metric, over the samples whose value is finite, its
+    mean, ``<metric> std`` (sample, ``n - 1``), ``<metric> n``, ``<metric> ci95 low`` and
+    ``high`` (the 95% confidence interval of the mean) and, when there are several methods,
+    ``<metric> p``: the p-value of the paired t-test against ``reference`` (default: the first
+    method; NaN in its own row) over the samples both scored, paired by the ``pair_by`` fields
+    of the records; then ``generator calls`` and ``seconds`` (means) and ``samples`` (the
+    number of records). Means, deviations and intervals are NaN where they are undefined.
+    """
     names: list[str] = []
     for record in records:
         names += [k for k in record if k not in _RECORD_FIELDS and k not in names]
+    by_method = {method: [r for r in records if r["method"] == method] for method in methods}
+    reference = methods[0] if reference is None and methods else reference
     rows = []
-    for method in methods:
-        mine = [r for r in records if r["method"] == method]
+    for method, mine in by_method.items():
         row: dict[str, Any] = {"method": method}
         for metric in names:
             finite = _finite(r.get(metric) for r in mine)
             row[metric] = statistics.fmean(finite) if finite else math.nan
             row[f"{metric} std"] = statistics.stdev(finite) if len(finite) > 1 else math.nan
             row[f"{metric} n"] = len(finite)
+            row[f"{metric} ci95 low"], row[f"{metric} ci95 high"] = mean_interval(finite)
+            if len(methods) > 1:
+                others = by_method[reference] if method != reference else []
+                row[f"{metric} p"] = _paired_p(mine, others, metric, pair_by)
         for field, column in (("generator_calls", "generator calls"), ("seconds", "seconds")):
             finite = _finite(r.get(field) for r in mine)
             row[column] = statistics.fmean(finite) if finite else math.nan
         row["samples"] = len(mine)
         rows.append(row)
     return names, rows
+
+
+def _paired_p(
+    records: Sequence[dict[str, Any]],
+    reference: Sequence[dict[str, Any]],
+    metric: str,
+    pair_by: Sequence[str],
+) -> float:
+    """The paired t-test's p-value of ``metric`` between two methods' records of the same
+    samples (NaN with fewer than two such pairs)."""
+    theirs = {tuple(r.get(f) for f in pair_by): r.get(metric) for r in reference}
+    pairs = []
+    for record in records:
+        mine, other = record.get(metric), theirs.get(tuple(record.get(f) for f in pair_by))
+        if _finite([mine]) and _finite([other]):
+            pairs.append((float(mine), float(other)))
+    return paired_p_value([a for a, _ in pairs], [b for _, b in pairs])
+
+
+def statistics_notes(reference: str | None, unit: str = "samples") -> list[str]:
+    """The notes that say what a table of :func:`summarise` rows shows; ``reference`` names
+    the row the p-values compare against (None: a table of one row, no test)."""
+    notes = [
+        f"Cells: mean ± sample standard deviation over the {unit} with a finite value (n = "
+        "their count where it is below the row's samples); table.json adds each mean's 95% "
+        "confidence interval (t distribution), samples.jsonl the values of every sample."
+    ]
+    if reference is not None:
+        notes.append(
+            f"p (table.json, table.csv): paired t-test of each row against {reference} on the "
+            f"same {unit}; † marks a difference within the noise of the {unit} (p ≥ "
+            f"{SIGNIFICANCE}, not significant)."
+        )
+    return notes
+
+
+def sample_records(records: Iterable[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """Records as ``samples.jsonl`` keeps them: the method's name under ``label``, no key."""
+    return [
+        {label: r["method"], **{k: v for k, v in r.items() if k not in ("method", "key")}}
+        for r in records
+    ]
 
 
 def finite_mean(values: Sequence[float]) -> float:
@@ -168,10 +284,11 @@ def evaluate_pipeline(
     """``devis eval``: score every configured method; write the records and the table.
 
     The run directory (the config's ``output``) receives ``config.yaml`` (resolved, with
-    provenance), ``metrics.jsonl`` (the records of :func:`score_methods`) and the table as
-    ``table.md``, ``table.csv`` and ``table.json``. A directory holding an evaluation of the
-    same config is resumed; one holding anything else is refused unless ``overwrite`` clears
-    it first. Returns the run directory.
+    provenance), ``metrics.jsonl`` (the records of :func:`score_methods`, resumed from), the
+    table as ``table.md``, ``table.tex``, ``table.csv`` and ``table.json``, the records behind
+    it as ``samples.jsonl`` and, with ``evaluation.save_videos``, ``videos/``. A directory
+    holding an evaluation of the same config is resumed; one holding anything else is refused
+    unless ``overwrite`` clears it first. Returns the run directory.
     """
     preflight(config, registry, "eval")
     methods = evaluation_methods(config, registry)
@@ -180,22 +297,26 @@ def evaluate_pipeline(
     reusable = same_config(resolved, command="eval", ignored=_NOT_COMPARED)
     with run_directory(output, command="eval", overwrite=overwrite, reusable=reusable):
         atomic_write_text(output / "config.yaml", to_yaml(resolved))
+        shared: dict[tuple[str, str, str], Any] = {}
         records = score_methods(
             methods,
             registry,
             samples=config.evaluation.max_samples,
             log=RecordLog(output / RECORDS),
             progress=progress,
+            videos=video_output(output / "videos", config.evaluation.save_videos),
+            shared=shared,
         )
         names, rows = summarise(records, list(methods))
-        columns = ["method"]
-        for metric in names:
-            columns += [metric, f"{metric} std"]
-        table = SuiteResult(
+        table = MeasuredTable(
             title=f"Evaluation of {config.name}" if config.name else "Evaluation",
-            columns=[*columns, "generator calls", "samples"],
+            columns=["method", *names, "generator calls", "samples"],
             rows=rows,
-            notes=["mean and sample standard deviation over the samples with a finite value"],
+            notes=statistics_notes(next(iter(methods)) if len(methods) > 1 else None),
+            samples=sample_records(records, "method"),
+            higher_is_better=metric_directions(
+                Pipeline(method, registry, shared) for method in methods.values()
+            ),
         )
         write_tables(table, output)
     click.echo(markdown_table(table))
@@ -203,6 +324,18 @@ def evaluate_pipeline(
 
 
 # -- suites ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare_variants` measured: the metric names, one summary row and the
+    records of each variant (its name under the same label in both), and which way each
+    metric is better."""
+
+    metrics: list[str]
+    rows: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    higher_is_better: dict[str, bool]
 
 
 def compare_variants(
@@ -213,12 +346,18 @@ def compare_variants(
     samples: int,
     source: str = "suite",
     store: Path | None = None,
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per variant (``KEY=VALUE`` overrides of ``base``) over the first ``samples``
-    samples, as :func:`summarise` makes them, with the method's name under ``variant``.
+    label: str = "variant",
+    videos: VideoOutput | None = None,
+    shared: dict[tuple[str, str, str], Any] | None = None,
+) -> Comparison:
+    """Score each variant (``KEY=VALUE`` overrides of ``base``) on the first ``samples``
+    samples; its rows are :func:`summarise`'s (against the first variant), with the variant's
+    name under ``label``.
 
     Every variant runs with the suite's seed and device. With ``store``, the records are kept
-    in ``store/metrics.jsonl`` and a later call reuses those of unchanged variants.
+    in ``store/metrics.jsonl`` and a later call reuses those of unchanged variants; with
+    ``videos``, the generated videos are kept there; ``shared`` reuses built components
+    across calls.
     """
     forced = [f"seed={context.seed}", f"device={context.device}"]
     methods = {
@@ -229,6 +368,7 @@ def compare_variants(
         )
         for variant, changes in variants.items()
     }
+    shared = {} if shared is None else shared
     records = score_methods(
         methods,
         context.registry,
@@ -236,6 +376,14 @@ def compare_variants(
         log=RecordLog(None if store is None else store / RECORDS),
         progress=context.progress,
         label=slug(source),
+        videos=videos,
+        shared=shared,
     )
     names, rows = summarise(records, list(methods))
-    return names, [{"variant": row.pop("method"), **row} for row in rows]
+    pipelines = (Pipeline(config, context.registry, shared) for config in methods.values())
+    return Comparison(
+        metrics=names,
+        rows=[{label: row.pop("method"), **row} for row in rows],
+        records=sample_records(records, label),
+        higher_is_better=metric_directions(pipelines),
+    )

@@ -14,6 +14,7 @@ Each held-out scene's scores are a record of ``<directory>/<method>/held_out.jso
 by the config and held-out settings they were made with: a later call with the same ones
 reuses them (a method whose scenes are all scored is neither trained nor scored again), and a
 different one is refused. A training interrupted mid-way resumes from its last checkpoint.
+With a :class:`~devis_core.engines.evaluate.VideoOutput`, each held-out video is kept too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 
 from devis_core.config import apply_overrides, validate_config
-from devis_core.engines.evaluate import finite_mean
+from devis_core.engines.evaluate import VideoOutput, finite_mean, metric_directions
 from devis_core.engines.tables import slug
 from devis_core.engines.train import train_pipeline
 from devis_core.errors import UsageError
@@ -61,7 +62,17 @@ class HeldOut:
     """Group metrics (``lpips-diversity``, ...) of one sampling group per held-out scene."""
 
 
-def train_from_warm_start(
+@dataclass
+class TrainedMethod:
+    """One trained model's held-out records (one per scene: ``method``, ``key``, ``index``,
+    ``sample_id`` and the scores) and its training times (:func:`training_times`; none for
+    the warm start)."""
+
+    records: list[dict[str, Any]]
+    times: dict[str, float]
+
+
+def train_methods(
     base: dict[str, Any],
     methods: Mapping[str, Sequence[str]],
     directory: Path,
@@ -69,17 +80,16 @@ def train_from_warm_start(
     held_out: HeldOut,
     *,
     progress: bool = False,
-) -> dict[str, dict[str, float]]:
+    videos: VideoOutput | None = None,
+) -> dict[str, TrainedMethod]:
     """Train each method (overrides of ``base``) from one warm start; score every model on
-    ``held_out`` with :func:`one_step_scores`.
+    ``held_out`` with :func:`score_held_out` (keeping its videos in ``videos``).
 
-    Returns the scores of the :data:`WARM_START` row, then of each method in order, each
-    with ``train minutes`` and ``seconds / iteration`` (the mean wall time of one training
-    round: sampling, rewards and update) read from the run's ``metrics.jsonl``.
+    Returns the :data:`WARM_START` model's results, then each method's in order.
     """
     first = next(iter(methods))
     warm = directory / slug(first) / WARM_START_LORA
-    rows: dict[str, dict[str, float]] = {}
+    trained: dict[str, TrainedMethod] = {}
     for method, changes in methods.items():
         run = directory / slug(method)
         data = method_config(base, changes, run)
@@ -90,21 +100,42 @@ def train_from_warm_start(
         config = validate_config(data, registry, source=f"training of {method!r}")
         key = config_key({"config": data, "held_out": asdict(held_out)})
         log = _held_out_log(run, key)
-        if not _scored(log, method, key, held_out) and not (run / FINAL_LORA).is_file():
+        if _unscored(log, method, key, held_out, videos) and not (run / FINAL_LORA).is_file():
             resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
             # without a checkpoint, what a killed run left there is restarted from scratch
             train_pipeline(
                 config, registry, resume=resume, progress=progress, overwrite=resume is None
             )
-        rows[method] = {
-            **one_step_scores(data, run / FINAL_LORA, registry, held_out, log=log, method=method),
-            **training_times(run),
-        }
+        score = {"registry": registry, "held_out": held_out, "log": log, "videos": videos}
+        trained[method] = TrainedMethod(
+            score_held_out(data, run / FINAL_LORA, method=method, **score), training_times(run)
+        )
         if method == first:
-            rows[WARM_START] = one_step_scores(
-                data, warm, registry, held_out, log=log, method=WARM_START
+            trained[WARM_START] = TrainedMethod(
+                score_held_out(data, warm, method=WARM_START, **score), {}
             )
-    return {WARM_START: rows.pop(WARM_START), **rows}
+    return {WARM_START: trained.pop(WARM_START), **trained}
+
+
+def train_from_warm_start(
+    base: dict[str, Any],
+    methods: Mapping[str, Sequence[str]],
+    directory: Path,
+    registry: Registry,
+    held_out: HeldOut,
+    *,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """:func:`train_methods`, each model's results as one table row: its mean score over the
+    held-out scenes and its ``train minutes`` and ``seconds / iteration``."""
+    rows = {}
+    for method, result in train_methods(
+        base, methods, directory, registry, held_out, progress=progress
+    ).items():
+        names = [k for k in result.records[0] if k not in ("method", "key", "index", "sample_id")]
+        means = {name: finite_mean([r[name] for r in result.records]) for name in names}
+        rows[method] = {**means, **result.times}
+    return rows
 
 
 HELD_OUT_RECORDS = "held_out.jsonl"
@@ -123,9 +154,18 @@ def _held_out_log(run: Path, key: str) -> RecordLog:
     return log
 
 
-def _scored(log: RecordLog, method: str, key: str, held_out: HeldOut) -> bool:
-    done = {r["index"] for r in log.records if r["method"] == method and r["key"] == key}
-    return done >= set(range(held_out.samples))
+def _unscored(
+    log: RecordLog, method: str, key: str, held_out: HeldOut, videos: VideoOutput | None
+) -> list[int]:
+    """The held-out scenes ``method`` has no record of under ``key`` (or, with ``videos``, no
+    video of)."""
+    done = {r["index"]: r for r in log.records if r["method"] == method and r["key"] == key}
+    return [
+        index
+        for index in range(held_out.samples)
+        if index not in done
+        or (videos is not None and not videos.path(method, done[index]["sample_id"]).is_file())
+    ]
 
 
 SAMPLE_BUDGET = ("num_generations", "num_iterations")
@@ -159,7 +199,7 @@ def training_times(run: Path) -> dict[str, float]:
     }
 
 
-def one_step_scores(
+def score_held_out(
     data: dict[str, Any],
     lora: Path,
     registry: Registry,
@@ -167,35 +207,46 @@ def one_step_scores(
     *,
     log: RecordLog | None = None,
     method: str = "",
-) -> dict[str, float]:
-    """Mean composite reward and metrics of one-step generation with ``lora`` on held-out
-    scenes; with ``held_out.diversity``, also the mean diversity of one sampling group per
-    scene, drawn the way the config's training samples (DEVIS or vanilla groups).
+    videos: VideoOutput | None = None,
+) -> list[dict[str, Any]]:
+    """One record per held-out scene of one-step generation with ``lora``: the composite
+    reward and metrics and, with ``held_out.diversity``, the diversity of one sampling group
+    of the scene, drawn the way the config's training samples (DEVIS or vanilla groups).
 
-    Each scene's scores are a record of ``log`` under ``method`` and the key of ``data`` and
-    ``held_out``; scenes already there are not scored again (nothing is built when none is
-    missing), so an interrupted scoring resumes.
+    Each scene's record is kept in ``log`` under ``method`` and the key of ``data`` and
+    ``held_out``; scenes already there (with their video, when ``videos`` keeps them) are not
+    scored again, and nothing is built when none is missing, so an interrupted scoring
+    resumes.
     """
     log = RecordLog() if log is None else log
     key = config_key({"config": data, "held_out": asdict(held_out)})
-    done = {r["index"]: r for r in log.records if r["method"] == method and r["key"] == key}
-    missing = [index for index in range(held_out.samples) if index not in done]
+    missing = _unscored(log, method, key, held_out, videos)
     if missing:
-        for record in _score_scenes(data, lora, registry, held_out, missing):
-            record = {"method": method, "key": key, **record}
-            log.append(record)
-            done[record["index"]] = record
-    records = [done[index] for index in sorted(done) if index < held_out.samples]
-    names = [k for k in records[0] if k not in ("method", "key", "index", "sample_id")]
-    return {name: finite_mean([r[name] for r in records]) for name in names}
+        scored = _score_scenes(
+            data, lora, registry, held_out, missing, videos=videos, method=method
+        )
+        for record in scored:
+            log.append({"method": method, "key": key, **record})
+    done = {r["index"]: r for r in log.records if r["method"] == method and r["key"] == key}
+    return [done[index] for index in range(held_out.samples)]
 
 
-def _score_scenes(
-    data: dict[str, Any], lora: Path, registry: Registry, held_out: HeldOut, indices: list[int]
-) -> Iterator[dict[str, Any]]:
-    """One record per held-out scene in ``indices``: ``index``, ``sample_id`` and the scores."""
+def held_out_directions(
+    data: dict[str, Any], registry: Registry, held_out: HeldOut
+) -> dict[str, bool]:
+    """Whether a higher value is better, for each score of :func:`score_held_out`: the
+    composite reward, the metrics and the diversity metrics (each built to ask it)."""
+    config = validate_config(_held_out_data(data, held_out), registry, source="held-out scoring")
+    directions = {"reward": True, **metric_directions([Pipeline(config, registry)])}
+    for entry in held_out.diversity:
+        metric = registry.build("metric", _entry(entry))
+        directions[_entry_name(entry)] = bool(metric.higher_is_better)
+    return directions
+
+
+def _held_out_data(data: dict[str, Any], held_out: HeldOut) -> dict[str, Any]:
+    """``data`` scoring ``held_out``'s metrics on its scenes."""
     data = copy.deepcopy(data)
-    data["backbone"].setdefault("lora", {})["path"] = str(lora)
     data["metrics"] = list(held_out.metrics)
     if held_out.dataset is not None:
         data["dataset"] = dict(held_out.dataset)
@@ -205,6 +256,23 @@ def _score_scenes(
             "seed": HELD_OUT_SEED,
             "num_samples": held_out.samples,
         }
+    return data
+
+
+def _score_scenes(
+    data: dict[str, Any],
+    lora: Path,
+    registry: Registry,
+    held_out: HeldOut,
+    indices: list[int],
+    *,
+    videos: VideoOutput | None = None,
+    method: str = "",
+) -> Iterator[dict[str, Any]]:
+    """One record per held-out scene in ``indices``: ``index``, ``sample_id`` and the scores
+    (the generated video written to ``videos`` under ``method``)."""
+    data = _held_out_data(data, held_out)
+    data["backbone"].setdefault("lora", {})["path"] = str(lora)
     config = validate_config(data, registry, source="held-out scoring")
     pipeline = Pipeline(config, registry)
     reward = CompositeReward(data.get("rewards", []), registry)
@@ -228,6 +296,8 @@ def _score_scenes(
         inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
         scores["reward"] = float(reward(inputs).total[0])
         scores.update(pipeline.score(sample, video))
+        if videos is not None:
+            videos.write(method, sample.sample_id, video, sample.fps)
         if diversity:
             group = sample_group(
                 index,

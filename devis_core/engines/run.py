@@ -5,7 +5,8 @@ a lock, ``run.json`` saying running, finished or failed) and receives the resolv
 ``config.yaml`` first (so a failed run still says what it ran), then ``source.mp4``,
 ``render.mp4`` and ``mask.mp4`` (the last accumulation step's conditions), ``generated.mp4``,
 ``target.mp4`` when the dataset has ground truth, a ``comparison.png`` grid and
-``metrics.json``.
+``metrics.json``. ``run.save_videos`` chooses the videos' format: ``mp4`` (the default),
+``lossless`` (the same names in ``.mkv``, FFV1) or ``none`` (no video).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from devis_core.engines.tables import json_safe
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
 from devis_core.toolkit.files import atomic_write_text
-from devis_core.toolkit.media import save_comparison, write_mask_video, write_video
+from devis_core.toolkit.media import (
+    save_comparison,
+    video_suffix,
+    write_mask_video,
+    write_video,
+)
 
 _NOT_COMPARED = ("name", "output", "evaluation", "training", PROVENANCE_KEY)
 """Config keys a rerun into the same directory may change (they do not change its outputs)."""
@@ -73,15 +79,18 @@ def _synthesise(pipeline: Pipeline, config: PipelineBase, output: Path, progress
     video = result.video.cpu()
     cond = result.conditions
     render, mask = cond.render[-frames:].cpu(), cond.mask[-frames:].cpu()
-    fps = sample.fps
-    write_video(output / "source.mp4", sample.source, fps)
-    write_video(output / "render.mp4", cond.render.cpu(), fps)
-    write_mask_video(output / "mask.mp4", cond.mask.cpu(), fps)
-    write_video(output / "generated.mp4", video, fps)
     rows = [("source", sample.source), ("render", render), ("generated", video)]
     if sample.target is not None:
-        write_video(output / "target.mp4", sample.target, fps)
         rows.append(("ground truth", sample.target))
+    if config.run.save_videos != "none":
+        lossless = config.run.save_videos == "lossless"
+        suffix, fps = video_suffix(lossless), sample.fps
+        write_video(output / f"source{suffix}", sample.source, fps, lossless=lossless)
+        write_video(output / f"render{suffix}", cond.render.cpu(), fps, lossless=lossless)
+        write_mask_video(output / f"mask{suffix}", cond.mask.cpu(), fps, lossless=lossless)
+        write_video(output / f"generated{suffix}", video, fps, lossless=lossless)
+        if sample.target is not None:
+            write_video(output / f"target{suffix}", sample.target, fps, lossless=lossless)
     save_comparison(output / "comparison.png", rows)
 
     metrics: dict[str, Any] = {

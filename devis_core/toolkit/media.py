@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from devis_core.errors import DevisError, UsageError
+from devis_core.toolkit.files import atomic_path
 from devis_core.toolkit.geometry.depth import known_depth
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -27,36 +28,52 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     return (video.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def write_video(path: Path, video: torch.Tensor, fps: float) -> Path:
-    """Encode a video as H.264 mp4 (even sizes are padded by one pixel row/column if needed).
+def write_video(path: Path, video: torch.Tensor, fps: float, *, lossless: bool = False) -> Path:
+    """Encode a video as H.264 (near-lossless, for looking at; even sizes are padded by one
+    pixel row/column if needed), or with ``lossless`` as FFV1 (give an ``.mkv`` path): its
+    frames read back equal to :func:`to_uint8_frames` of ``video``, so metrics computed from
+    the file are those of the video.
 
     ffmpeg runs at log level ``error`` with its output captured: users see nothing of it
     unless it fails, and then its own words, inside the error.
     """
     frames = to_uint8_frames(video)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    pad_h, pad_w = (0, 0) if lossless else (frames.shape[1] % 2, frames.shape[2] % 2)
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames.shape[1:3]
     rate = Fraction(fps).limit_denominator()
+    codec = ["ffv1", "-pix_fmt", "bgr0"] if lossless else [
+        "libx264", "-pix_fmt", "yuv420p", "-crf", str(X264_CRF)
+    ]  # fmt: skip
     command = [
         ffmpeg_executable(), "-y", "-hide_banner", "-nostats", "-loglevel", "error",
         "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24",
-        "-r", str(rate), "-i", "-", "-an",
-        "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(X264_CRF), str(path),
+        "-r", str(rate), "-i", "-", "-an", "-vcodec", *codec,
     ]  # fmt: skip
-    try:
-        result = subprocess.run(
-            command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False
-        )
-    except OSError as error:
-        raise DevisError(f"cannot run ffmpeg ({command[0]}) to write {path}: {error}") from None
-    if result.returncode != 0:
-        said = result.stderr.decode(errors="replace").strip() or "(no message)"
-        raise DevisError(f"ffmpeg could not write {path} (exit code {result.returncode}): {said}")
+    with atomic_path(path) as staging:  # a file that exists is whole (resumed runs trust it)
+        try:
+            result = subprocess.run(
+                [*command, str(staging)],
+                input=np.ascontiguousarray(frames).tobytes(),
+                capture_output=True,
+                check=False,
+            )
+        except OSError as error:
+            raise DevisError(f"cannot run ffmpeg ({command[0]}) to write {path}: {error}") from None
+        if result.returncode != 0:
+            said = result.stderr.decode(errors="replace").strip() or "(no message)"
+            raise DevisError(
+                f"ffmpeg could not write {path} (exit code {result.returncode}): {said}"
+            )
     return path
+
+
+def video_suffix(lossless: bool) -> str:
+    """The file suffix :func:`write_video` is given: ``.mkv`` (FFV1) or ``.mp4`` (H.264)."""
+    return ".mkv" if lossless else ".mp4"
 
 
 X264_CRF = 10
@@ -75,9 +92,10 @@ def ffmpeg_executable() -> str:
         ) from None
 
 
-def write_mask_video(path: Path, mask: torch.Tensor, fps: float) -> Path:
+def write_mask_video(path: Path, mask: torch.Tensor, fps: float, *, lossless: bool = False) -> Path:
     """A ``(T, H, W)`` bool mask as a black-and-white video (white = visible)."""
-    return write_video(path, mask.float().unsqueeze(1).expand(-1, 3, -1, -1), fps)
+    frames = mask.float().unsqueeze(1).expand(-1, 3, -1, -1)
+    return write_video(path, frames, fps, lossless=lossless)
 
 
 def read_video(path: Path, max_frames: int | None = None) -> torch.Tensor:

@@ -5,7 +5,8 @@ one record per finished unit of work (a sample scored by one method, a held-out 
 training step or round). Each record is flushed and synced as soon as it is written, so a
 crash loses at most the unit in progress, and a line cut short is dropped on reading. Records
 that may be reused carry the key of what they were computed from (:func:`config_key` of a
-resolved config), and are reused only under the same key.
+resolved config), and are reused only under the same key. :func:`write_records` writes a
+finished set of records at once in the same format (a table's ``samples.jsonl``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,17 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     are not Python floats, such as numpy scalars, are written as floats)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        handle.write(json.dumps(record, default=float) + "\n")
+        handle.write(_line(record))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace ``path`` with ``records``, one JSON line each as :func:`append_record` writes
+    them (atomically: readers see the old file or the whole new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(_line(record) for record in records))
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, default=float) + "\n"

@@ -3,7 +3,8 @@
 Runs ``direct`` (the one-step baseline), ``rfa``, ``rva``, ``ora-cc``, ``ora-dt`` and ``bta``
 with one backbone and one depth estimator over the same synthetic scenes and orbits, and
 reports PSNR, SSIM, LPIPS (when weights are configured), PSNR-Nocc and SSIM-Nocc against the
-ground truth, with the generator calls and seconds per sample.
+ground truth (mean ± std over scenes, with a paired test of each row against the baseline),
+with the generator calls and seconds per sample.
 
 With ``lora`` set, every strategy runs twice with the same backbone, without and with that
 LoRA (the paper's "w/o LoRA" and "w LoRA" halves: the model before and after the small-view
@@ -29,8 +30,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from devis_core.config import apply_overrides
-from devis_core.engines.evaluate import compare_variants
+from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
+from devis_core.engines.tables import MeasuredTable
 from devis_core.errors import UsageError
+from devis_core.sections import SaveVideos, save_videos_field
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
@@ -101,6 +104,7 @@ class AccumulationSuiteConfig(BaseModel):
     paper: PaperAssets = Field(
         default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
     )
+    save_videos: SaveVideos = save_videos_field("none")
 
 
 class AccumulationSuite:
@@ -141,28 +145,34 @@ class AccumulationSuite:
             for row, kind in STRATEGIES.items()
             if row in cfg.strategies
         }
-        _, rows = compare_variants(
+        found = compare_variants(
             base,
             variants,
             context,
             samples=samples,
             source="suite 'accumulation'",
             store=context.output / "rows",
+            label="strategy",
+            videos=video_output(context.output / "videos", cfg.save_videos),
         )
         unmeasured = dict.fromkeys(cfg.metrics, math.nan)  # no weights: NaN cells, not gaps
-        rows = [{"strategy": row.pop("variant")} | unmeasured | row for row in rows]
+        rows = [{"strategy": row.pop("strategy")} | unmeasured | row for row in found.rows]
         kind = backbone["kind"]
         scale, dry_run = cfg.paper.describe(cfg.scale)
-        return SuiteResult(
+        reference = next(iter(variants)) if len(variants) > 1 else None
+        return MeasuredTable(
             title=f"Accumulation strategies ({kind} backbone, {samples} scenes, {scale})",
-            columns=["strategy", *cfg.metrics, "generator calls", "seconds"],
+            columns=["strategy", *cfg.metrics, "generator calls", "seconds", "samples"],
             rows=rows,
             notes=[
                 f"Backbone {kind!r}, depth {depth['kind']!r}, K = {cfg.steps} steps; "
-                "metrics against the ground truth, means over scenes.",
+                "metrics against the ground truth.",
+                *statistics_notes(reference, "scenes"),
                 *dry_run,
                 *skipped,
             ],
+            samples=found.records,
+            higher_is_better=found.higher_is_better,
         )
 
     def _require_paper(self, context: SuiteContext) -> None:

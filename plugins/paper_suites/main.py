@@ -30,8 +30,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from devis_core.config import apply_overrides
-from devis_core.engines.evaluate import compare_variants
-from devis_core.engines.tables import slug
+from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
+from devis_core.engines.tables import MeasuredTable, slug
+from devis_core.sections import SaveVideos, save_videos_field
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
@@ -99,6 +100,7 @@ class MainSuiteConfig(BaseModel):
     paper: PaperAssets = Field(
         default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
     )
+    save_videos: SaveVideos = save_videos_field("none")
 
 
 class MainSuite:
@@ -139,29 +141,39 @@ class MainSuite:
         metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
         scale, dry_run = cfg.paper.describe(cfg.scale)
         unmeasured = dict.fromkeys(cfg.metrics, math.nan)
-        rows = []
+        rows, records, directions = [], [], {}
+        shared: dict[tuple[str, str, str], Any] = {}  # e.g. one backbone for every dataset
         for name, (dataset, depth) in datasets.items():
             base = {"dataset": dataset, "depth": depth, "backbone": backbone, "metrics": metrics}
-            _, found = compare_variants(
+            found = compare_variants(
                 apply_overrides(base, cfg.paper.pipeline_overrides()),
                 methods,
                 context,
                 samples=samples,
                 source=f"suite 'main', dataset {name!r}",
                 store=context.output / "rows" / slug(name),
+                label="method",
+                videos=video_output(context.output / "videos" / slug(name), cfg.save_videos),
+                shared=shared,
             )
-            for row in found:  # metrics not measured (no weights) are NaN cells, not gaps
-                rows.append({"dataset": name, "method": row.pop("variant")} | unmeasured | row)
-        return SuiteResult(
+            for row in found.rows:  # metrics not measured (no weights) are NaN cells, not gaps
+                rows.append({"dataset": name, "method": row.pop("method")} | unmeasured | row)
+            records += [{"dataset": name, **record} for record in found.records]
+            directions |= found.higher_is_better
+        reference = f"the {next(iter(methods))} row of its dataset"
+        return MeasuredTable(
             title=f"Main comparison ({backbone['kind']} backbone, {scale})",
             columns=["dataset", "method", *cfg.metrics, "generator calls", "seconds", "samples"],
             rows=rows,
             notes=[
-                "Metrics against the ground-truth target video, means over samples; "
-                "-Nocc inside the region the source sees after reprojection.",
+                "Metrics against the ground-truth target video; -Nocc inside the region the "
+                "source sees after reprojection.",
+                *statistics_notes(reference),
                 *dry_run,
                 *skipped,
             ],
+            samples=records,
+            higher_is_better=directions,
         )
 
     def _require_paper(self, context: SuiteContext) -> None:

@@ -32,14 +32,22 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from devis_core.config import PipelineBase, apply_overrides, validate_config
-from devis_core.engines.evaluate import finite_mean
+from devis_core.engines.evaluate import (
+    finite_mean,
+    sample_records,
+    statistics_notes,
+    summarise,
+    video_output,
+)
+from devis_core.engines.tables import MeasuredTable
 from devis_core.lazy import lazy_import
-from devis_core.types import SuiteContext, SuiteResult
+from devis_core.sections import SaveVideos, save_videos_field
+from devis_core.types import SuiteContext
 from devis_plugins.paper_suites.assets import (
     PAPER_SCHEDULE,
     SCALE_DESCRIPTION,
@@ -90,6 +98,7 @@ class TrainingSuiteConfig(BaseModel):
     paper: PaperAssets = Field(
         default_factory=PaperAssets, description="Kubric-4D folder for scale=paper."
     )
+    save_videos: SaveVideos = save_videos_field("none")
 
 
 class GRPOVsVanillaConfig(TrainingSuiteConfig):
@@ -119,7 +128,7 @@ class TrainingSuite:
     def __init__(self, config: TrainingSuiteConfig):
         self.config = config
 
-    def run(self, context: SuiteContext) -> SuiteResult:
+    def run(self, context: SuiteContext) -> MeasuredTable:
         cfg = self.config
         if cfg.scale == "paper":
             self._require_paper(context)
@@ -136,41 +145,46 @@ class TrainingSuite:
         metrics, skipped = metric_entries(cfg.metrics, cfg.weights)
         diversity, skipped_diversity = metric_entries(self.diversity, cfg.weights)
         held_out = paradigms.HeldOut(samples, metrics, dataset=dataset, diversity=diversity)
-        per_seed: dict[str, list[dict[str, float]]] = {}
+        records, times = [], {}
         for seed in cfg.seeds:
-            scores = paradigms.train_from_warm_start(
+            trained = paradigms.train_methods(
                 apply_overrides(base, [f"seed={seed}"]),
                 self.methods,
                 context.output / f"seed{seed}",
                 context.registry,
                 held_out,
                 progress=context.progress,
+                videos=video_output(context.output / "videos" / f"seed{seed}", cfg.save_videos),
             )
-            for method, values in scores.items():
-                per_seed.setdefault(method, []).append(values)
-        columns = ["reward", *cfg.metrics, *self.diversity, *self.extra]
-        rows = [
-            _row(method, per_seed[method], columns)
-            for method in [paradigms.WARM_START, *self.order]
-        ]
-        if len(cfg.seeds) > 1:
-            columns = [c for column in columns for c in (column, f"{column} std")]
+            for method, result in trained.items():
+                records += [{"seed": seed, **record} for record in result.records]
+                times.setdefault(method, []).append(result.times)
+        order = [paradigms.WARM_START, *self.order]
+        _, rows = summarise(records, order, reference=DEVIS_GRPO, pair_by=("seed", "index"))
+        unmeasured = dict.fromkeys([*cfg.metrics, *self.diversity], math.nan)
+        rows = [{"method": row.pop("method")} | unmeasured | row for row in rows]
+        for row in rows:
+            row |= _mean_over_seeds(times[row["method"]], self.extra)
         budget = _budget(validate_config(base, context.registry, source="training config"))
         scale, dry_run = cfg.paper.describe(cfg.scale)
-        return SuiteResult(
+        spread = " ± std" if len(cfg.seeds) > 1 else ""
+        return MeasuredTable(
             title=f"{self.title} ({scale})",
-            columns=["method", *columns],
+            columns=["method", "reward", *cfg.metrics, *self.diversity, *self.extra, "samples"],
             rows=rows,
             notes=[
                 f"Every method trains from the same warm-started LoRA with {budget}; "
-                f"seeds {cfg.seeds}, mean over seeds" + (" ± std." if len(cfg.seeds) > 1 else "."),
+                f"seeds {cfg.seeds}.",
                 f"Scored on {samples} held-out scenes by one-step generation; reward: the "
                 "training config's composite reward.",
+                *statistics_notes(DEVIS_GRPO, "scenes and seeds"),
                 *dry_run,
-                *self.remarks,
+                *[remark.format(spread=spread) for remark in self.remarks],
                 *skipped,
                 *skipped_diversity,
             ],
+            samples=sample_records(records, "method"),
+            higher_is_better=paradigms.held_out_directions(base, context.registry, held_out),
         )
 
     def _require_paper(self, context: SuiteContext) -> None:
@@ -216,7 +230,8 @@ class GRPOVsVanillaSuite(TrainingSuite):
         "Diversity: one group of G videos per held-out scene, drawn the way the method samples "
         "in training (the warm start's as DEVIS-GRPO's), mean distance between its videos.",
         "seconds / iteration: mean wall time of one training round (sampling, rewards, "
-        "update); train minutes include the warm start for DEVIS-GRPO.",
+        "update); train minutes include the warm start for DEVIS-GRPO; both are means over "
+        "seeds{spread}.",
     ]
 
     def __init__(self, config: GRPOVsVanillaConfig):
@@ -238,17 +253,16 @@ class ParadigmsSuite(TrainingSuite):
     }
     order = ["SFT-all", "SFT-best", "SFT-weight", "DPO", DEVIS_GRPO]
     extra = ["train minutes"]
-    remarks = ["train minutes include the warm start for DEVIS-GRPO."]
+    remarks = ["train minutes: mean over seeds{spread}, warm start included for DEVIS-GRPO."]
 
 
-def _row(method: str, results: list[dict[str, float]], columns: list[str]) -> dict[str, Any]:
-    """Mean (and, over several seeds, sample std) of each column; NaN where never measured."""
-    row: dict[str, Any] = {"method": method}
+def _mean_over_seeds(times: list[dict[str, float]], columns: list[str]) -> dict[str, float]:
+    """Each training time's mean over seeds and, over several, its ``std``."""
+    row = {}
     for column in columns:
-        values = [r.get(column, math.nan) for r in results]
-        row[column] = finite_mean(values)
-        finite = [v for v in values if math.isfinite(v)]
-        if len(results) > 1:
+        finite = [t[column] for t in times if math.isfinite(t.get(column, math.nan))]
+        row[column] = finite_mean(finite)
+        if len(times) > 1:
             row[f"{column} std"] = statistics.stdev(finite) if len(finite) > 1 else math.nan
     return row
 

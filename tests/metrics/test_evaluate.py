@@ -48,15 +48,17 @@ def test_eval_writes_records_and_a_mean_std_table(tmp_path, capsys):
     assert main(["eval", str(_write(tmp_path)), "-q"]) == 0
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {
-        "config.yaml", "metrics.jsonl", "table.md", "table.csv", "table.json"
+        "config.yaml", "metrics.jsonl", "samples.jsonl", "table.md", "table.tex", "table.csv",
+        "table.json",
     }  # fmt: skip
+    assert not (run / "videos").exists()  # evaluation.save_videos defaults to none
     records = _records(tmp_path)
     assert [(r["method"], r["index"]) for r in records] == [
         ("grey", 0), ("black", 0), ("grey", 1), ("black", 1)
     ]  # fmt: skip
     table = json.loads((run / "table.json").read_text())
     assert [row["method"] for row in table["rows"]] == ["grey", "black"]
-    assert "psnr std" in table["columns"] and "ssim-nocc" in table["columns"]
+    assert "ssim-nocc" in table["columns"] and "samples" in table["columns"]
     for row in table["rows"]:
         values = [r["psnr"] for r in records if r["method"] == row["method"]]
         assert row["psnr"] == pytest.approx(statistics.fmean(values))
