@@ -19,8 +19,8 @@ from devis_core.errors import UsageError
 from devis_core.toolkit.files import atomic_path
 from devis_core.types import SuiteResult
 
-ERROR_BARS = "bars: mean; error bars: ± sample standard deviation"
-NO_ERROR_BARS = "bars: mean; no error bars: the table has no standard deviation of this column"
+ERROR_BARS = "mean ± sample standard deviation"
+NO_ERROR_BARS = "mean; no error bars (no standard deviation in the table)"
 TABLE_JSON = "table.json"
 """The file of a table that :func:`plot_tables` reads (``write_tables`` writes it)."""
 

@@ -192,8 +192,11 @@ def _finite(value: Any) -> bool:
 
 
 def label_columns(result: SuiteResult) -> list[str]:
-    """The columns that name a row (some cell is not a number) rather than measure it."""
-    return [c for c in result.columns if not all(is_number(r.get(c)) for r in result.rows)]
+    """The columns that name a row (some cell is not a number) rather than measure it; a
+    missing cell is a measure not taken."""
+    return [
+        c for c in result.columns if not all(is_number(r.get(c, math.nan)) for r in result.rows)
+    ]
 
 
 def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:

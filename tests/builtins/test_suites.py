@@ -24,6 +24,7 @@ from devis_core.engines import paradigms
 from devis_core.engines.ablate import run_suite
 from devis_core.errors import UsageError
 from devis_core.pipeline import Pipeline
+from devis_core.toolkit.results import read_records
 from devis_plugins.paper_suites.assets import TABLE1_METRICS, toy_training_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,14 @@ def test_main_suite_writes_tables_and_plots_and_reports_skipped_metrics(registry
     assert table["rows"][0]["lpips"] is None  # NaN is written as null
     assert (tmp_path / "table.csv").read_text().splitlines()[0].startswith("dataset,method,psnr")
     assert "| synthetic | One-step baseline |" in (tmp_path / "table.md").read_text()
+    samples = read_records(tmp_path / "samples.jsonl")
+    assert [(r["dataset"], r["method"]) for r in samples] == [
+        ("synthetic", "One-step baseline"), ("synthetic", "ADEVIS-BTA (K=3)")
+    ]  # fmt: skip
+    assert samples[1]["psnr"] == pytest.approx(bta["psnr"])  # one sample: the mean is its value
+    assert bta["psnr n"] == 1 and math.isnan(bta["psnr std"])  # no spread from one sample
+    assert r"\toprule" in (tmp_path / "table.tex").read_text()
+    assert not (tmp_path / "videos").exists()  # save_videos defaults to none
     plots = {p.name for p in (tmp_path / "plots").iterdir()}
     assert {"psnr.png", "ssim-nocc.png", "temporal-flicker.png", "seconds.png"} <= plots
     assert not plots & {"lpips.png", "samples.png", "imaging-quality.png"}
@@ -144,9 +153,20 @@ def test_accumulation_suite_splits_rows_without_and_with_the_lora(registry, tmp_
 def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
     registry, tmp_path, monkeypatch
 ):
-    result = _run(registry, "grpo-vs-vanilla", TINY_TRAINING, tmp_path)
+    result = _run(registry, "grpo-vs-vanilla", [*TINY_TRAINING, "save_videos=mp4"], tmp_path)
     rows = _rows(result)
     assert list(rows) == ["warm start", "Vanilla-GRPO", "DEVIS-GRPO"]
+    samples = read_records(tmp_path / "samples.jsonl")
+    assert [(r["method"], r["seed"], r["index"]) for r in samples] == [
+        ("warm start", 0, 0), ("DEVIS-GRPO", 0, 0), ("Vanilla-GRPO", 0, 0)
+    ]  # fmt: skip
+    for sample in samples:
+        assert rows[sample["method"]]["reward"] == pytest.approx(sample["reward"])
+        assert rows[sample["method"]]["reward n"] == 1
+    videos = tmp_path / "videos" / "seed0"
+    assert {p.parent.name for p in videos.glob("*/*.mp4")} == {
+        "warm-start", "devis-grpo", "vanilla-grpo"
+    }  # fmt: skip
     for method in ("Vanilla-GRPO", "DEVIS-GRPO"):
         assert rows[method]["seconds / iteration"] > 0
         assert 0 < rows[method]["pixel-diversity"] < 1
