@@ -123,7 +123,14 @@ def test_variants_suite_runs_and_tabulates(capsys, tmp_path):
     assert rows["black"]["psnr-nocc"] == pytest.approx(rows["white"]["psnr-nocc"])
     assert rows["black"]["psnr"] != pytest.approx(rows["white"]["psnr"])
     assert (out / "table.md").read_text().startswith("### Variants of pipeline.yaml")
-    assert (out / "table.csv").read_text().splitlines()[
-        0
-    ] == "variant,psnr,psnr-nocc,generator calls,samples"
+    statistics = ["std", "n", "ci95 low", "ci95 high", "p"]
+    header = ["variant"]
+    for metric in ("psnr", "psnr-nocc"):
+        header += [metric, *(f"{metric} {s}" for s in statistics)]
+    header += ["generator calls", "samples"]
+    assert (out / "table.csv").read_text().splitlines()[0] == ",".join(header)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [(r["variant"], r["psnr"]) for r in samples] == [
+        ("black", rows["black"]["psnr"]), ("white", rows["white"]["psnr"])
+    ]  # fmt: skip
     assert "suite: variants" in (out / "suite.yaml").read_text()

@@ -365,11 +365,13 @@ def test_an_unreadable_video_is_a_usage_error_that_names_it(tmp_path: Path, capf
 
 
 def fake_ffmpeg(folder: Path, status: int) -> str:
-    """An ffmpeg stand-in that reads the frames, talks like ffmpeg on both streams and exits
-    with ``status``: what DEVIS shows of a chatty encoder."""
+    """An ffmpeg stand-in that reads the frames, starts its output file (the last argument),
+    talks like ffmpeg on both streams and exits with ``status``: what DEVIS shows of a chatty
+    encoder."""
     script = folder / "ffmpeg"
     script.write_text(
-        "#!/bin/sh\ncat > /dev/null\necho 'ffmpeg version 9 Copyright (c) the FFmpeg developers'\n"
+        '#!/bin/sh\ncat > /dev/null\nfor out; do :; done\n: > "$out"\n'
+        "echo 'ffmpeg version 9 Copyright (c) the FFmpeg developers'\n"
         "echo '[libx264 @ 0x1] warning: using cpu capabilities: none!' >&2\n"
         f"echo 'Conversion failed!' >&2\nexit {status}\n"
     )
@@ -390,3 +392,5 @@ def test_a_chatty_ffmpeg_is_silenced_and_quoted_when_it_fails(
     with pytest.raises(DevisError, match=r"(?s)bad\.mp4 \(exit code 1\).*Conversion failed!"):
         media.write_video(tmp_path / "bad.mp4", torch.zeros(2, 3, 8, 8), fps=8)
     assert capfd.readouterr() == ("", "")
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["ok.mp4"]  # no half-written file
+    assert not list(tmp_path.glob(".*.tmp.mp4"))

@@ -12,7 +12,7 @@ import yaml
 
 from devis_core.cli import cli, main
 
-COMMANDS = ["plugins", "configs", "schema", "validate", "run", "train", "eval", "ablate"]
+COMMANDS = ["plugins", "configs", "schema", "validate", "run", "train", "eval", "ablate", "plots"]
 
 
 def _run(capsys, *args):
