@@ -311,9 +311,9 @@ def _score_scenes(
                 same_noise=config.training.same_noise,
                 seed_parts=(config.seed, "held-out diversity"),
             )
-            videos = torch.stack([member.video for member in group.members])
+            members = torch.stack([member.video for member in group.members])
             for name, metric in diversity.items():
-                scores[name] = float(metric.compute(videos, videos).double().mean())
+                scores[name] = float(metric.compute(members, members).double().mean())
         yield scores
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ import matplotlib.image
 import pytest
 import torch
 import yaml
+from scipy import stats
 
 from devis_core.cli import main
 from devis_core.config import validate_config
@@ -153,20 +155,29 @@ def test_accumulation_suite_splits_rows_without_and_with_the_lora(registry, tmp_
 def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
     registry, tmp_path, monkeypatch
 ):
-    result = _run(registry, "grpo-vs-vanilla", [*TINY_TRAINING, "save_videos=mp4"], tmp_path)
+    two_scenes = [*TINY_TRAINING, "held_out=2"]
+    result = _run(registry, "grpo-vs-vanilla", [*two_scenes, "save_videos=mp4"], tmp_path)
     rows = _rows(result)
     assert list(rows) == ["warm start", "Vanilla-GRPO", "DEVIS-GRPO"]
     samples = read_records(tmp_path / "samples.jsonl")
     assert [(r["method"], r["seed"], r["index"]) for r in samples] == [
-        ("warm start", 0, 0), ("DEVIS-GRPO", 0, 0), ("Vanilla-GRPO", 0, 0)
-    ]  # fmt: skip
-    for sample in samples:
-        assert rows[sample["method"]]["reward"] == pytest.approx(sample["reward"])
-        assert rows[sample["method"]]["reward n"] == 1
+        (method, 0, index)
+        for method in ("warm start", "DEVIS-GRPO", "Vanilla-GRPO")
+        for index in (0, 1)
+    ]
+    rewards = {m: [r["reward"] for r in samples if r["method"] == m] for m in rows}
+    for method, values in rewards.items():
+        assert rows[method]["reward"] == pytest.approx(statistics.fmean(values))
+        assert rows[method]["reward n"] == 2
+    p_value = stats.ttest_rel(rewards["Vanilla-GRPO"], rewards["DEVIS-GRPO"]).pvalue
+    assert rows["Vanilla-GRPO"]["reward p"] == pytest.approx(p_value, nan_ok=True)
+    assert math.isnan(rows["DEVIS-GRPO"]["reward p"])  # the reference of Table 3
     videos = tmp_path / "videos" / "seed0"
-    assert {p.parent.name for p in videos.glob("*/*.mp4")} == {
-        "warm-start", "devis-grpo", "vanilla-grpo"
-    }  # fmt: skip
+    assert sorted(str(p.relative_to(videos)) for p in videos.glob("*/*.mp4")) == [
+        f"{method}/synthetic-1000-000{index}.mp4"
+        for method in ("devis-grpo", "vanilla-grpo", "warm-start")
+        for index in (0, 1)
+    ]
     for method in ("Vanilla-GRPO", "DEVIS-GRPO"):
         assert rows[method]["seconds / iteration"] > 0
         assert 0 < rows[method]["pixel-diversity"] < 1
@@ -193,13 +204,13 @@ def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
     records = tmp_path / "seed0" / "vanilla-grpo" / "held_out.jsonl"
     lines = records.read_text().splitlines(keepends=True)
     records.write_text("".join(lines[:-1]))  # the last held-out scene's record is lost
-    again = _run(registry, "grpo-vs-vanilla", TINY_TRAINING, tmp_path)
+    again = _run(registry, "grpo-vs-vanilla", two_scenes, tmp_path)
     assert trained == [] and scored == [[len(lines) - 1]]  # the LoRA is kept; one scene rescored
     for column in ("reward", "psnr", "seconds / iteration", "pixel-diversity"):
         assert _rows(again)["DEVIS-GRPO"][column] == rows["DEVIS-GRPO"][column]
 
     with pytest.raises(UsageError, match="another config or held-out setting"):
-        _run(registry, "grpo-vs-vanilla", [*TINY_TRAINING, "held_out=2"], tmp_path)
+        _run(registry, "grpo-vs-vanilla", [*TINY_TRAINING, "held_out=3"], tmp_path)
 
 
 @pytest.mark.slow
