@@ -134,7 +134,6 @@ class Pretraining:
         self.config = config
         self.settings = config["training"]
         self.output = Path(config["output"])
-        torch.set_num_threads(self.settings["threads"])
         self.registry = load_registry()
         self.backbone = self.registry.build("backbone", config["backbone"])
         self.transformer = self.backbone.transformer.train().requires_grad_(True)
@@ -298,8 +297,15 @@ def main() -> None:
     parser.add_argument("-o", "--override", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--workers", type=int, default=1, help="Processes rendering the pool.")
     parser.add_argument("--install", action="store_true", help="Copy the model to the package.")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="Torch threads of training (a runtime choice: a resumed run may change it).",
+    )
     args = parser.parse_args()
     config = apply_overrides(read_yaml(args.config), args.override)
+    torch.set_num_threads(args.threads)
     run = Pretraining(config)
     run.output.mkdir(parents=True, exist_ok=True)
     run.resume()

@@ -20,7 +20,6 @@ SMALL = [
     "training.warmup_steps=1",
     "training.checkpoint_every=2",
     "training.validate_every=100",
-    "training.threads=1",
 ]
 
 
@@ -34,7 +33,7 @@ def recipe():
 
 def run(recipe, monkeypatch, output: Path, steps: int) -> Path:
     overrides = [*SMALL, f"output={output}", f"training.steps={steps}"]
-    argv = ["pretrain_toy.py", *[arg for o in overrides for arg in ("-o", o)]]
+    argv = ["pretrain_toy.py", "--threads", "1", *[arg for o in overrides for arg in ("-o", o)]]
     monkeypatch.setattr(sys, "argv", argv)
     recipe.main()
     return output / "model" / "transformer" / "diffusion_pytorch_model.safetensors"
