@@ -148,8 +148,8 @@ def _referenced(node: object, definitions: dict[str, object]) -> dict[str, objec
     multiple=True,
     type=click.Choice(["run", "train", "eval"]),
     help="Run the checks of this command (repeatable). Default: every command whose sections "
-    "the config has (run: dataset, depth, accumulator, backbone; eval: and metrics; train: "
-    "and algorithm or rewards).",
+    "the config has (run: dataset, depth, accumulator, backbone; eval: and metrics, without "
+    "rewards, which eval refuses; train: and algorithm or rewards).",
 )
 def validate(config: Path, overrides: tuple[str, ...], commands: tuple[str, ...]) -> None:
     """Check a pipeline config as the commands do before they start; print it resolved.
@@ -213,12 +213,17 @@ def train(
 @overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def evaluate(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
-    """Score a backbone and accumulator over a dataset with the configured metrics."""
+    """Score a backbone and accumulator over a dataset with the configured metrics.
+
+    Under torchrun (one process per device) the processes share the samples; the table is
+    the one a single process writes (docs/cli.md, 'Evaluating on several devices').
+    """
     from devis_core.engines.evaluate import evaluate_pipeline
 
     registry, pipeline = _load(config, overrides)
     directory = evaluate_pipeline(pipeline, registry, progress=not quiet, overwrite=overwrite)
-    click.echo(f"written to {directory}", err=True)
+    if _main_process():
+        click.echo(f"written to {directory}", err=True)
 
 
 @cli.command()
@@ -245,7 +250,8 @@ def ablate(
     """Run an ablation suite and write its table (markdown, LaTeX, CSV, JSON), the per-sample
     records behind it (samples.jsonl) and bar plots.
 
-    Running it again into the same --output reuses the rows already finished there.
+    Running it again into the same --output reuses the rows already finished there. Under
+    torchrun the processes share each evaluation's samples.
     """
     from devis_core.engines.ablate import run_suite
 
@@ -262,8 +268,16 @@ def ablate(
     )
     from devis_core.engines.tables import markdown_table
 
-    click.echo(markdown_table(result))
-    click.echo(f"\nwritten to {directory}", err=True)
+    if _main_process():
+        click.echo(markdown_table(result))
+        click.echo(f"\nwritten to {directory}", err=True)
+
+
+def _main_process() -> bool:
+    """Whether this process prints results (the main one of a torchrun job)."""
+    from devis_core.distributed import world_from_environment
+
+    return world_from_environment().is_main
 
 
 @cli.command()

@@ -3,8 +3,8 @@
 ``run``, ``evaluation``, ``training`` (with its ``warm_start``) and ``depth_alignment``:
 settings of ``devis run``, ``eval`` and ``train`` and of the pipeline's depth, each a model
 with unknown keys forbidden, so a typo is an error that names its YAML path. The
-``save_videos`` setting is also a key of every built-in suite's config
-(:func:`save_videos_field`).
+``save_videos`` and ``report_to`` settings are also keys of every built-in suite's config
+(:func:`save_videos_field`, :func:`report_to_field`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,28 @@ def save_videos_field(default: SaveVideos) -> Any:
     )
 
 
+Tracker = Literal["tensorboard", "wandb"]
+"""An experiment tracker of ``report_to`` (``devis_core.training.tracking``)."""
+
+
+RESULTS = (
+    "each method's scores of each sample as they are made, and the final table (wandb: a "
+    "Table; tensorboard: scalars per row, HParams and the table as text)"
+)
+
+
+def report_to_field(what: str = RESULTS) -> Any:
+    """The ``report_to`` field of ``training``, ``evaluation`` and the suites' configs;
+    ``what`` says what the trackers get (default: an evaluation's results)."""
+    return Field(
+        default_factory=list,
+        description=f"Experiment trackers that also get {what} (TRL's name; default none). "
+        "tensorboard: RUN/tensorboard/; wandb: project $WANDB_PROJECT (or devis), mode "
+        "$WANDB_MODE. A tracker that is not installed stops the run at its start naming the "
+        "extra: pip install 'devis[tensorboard]' / 'devis[wandb]'.",
+    )
+
+
 class EvaluationSection(BaseModel):
     """How ``devis eval`` runs: which variants side by side, on how many samples."""
 
@@ -42,6 +64,7 @@ class EvaluationSection(BaseModel):
         None, ge=1, description="Evaluate the first N dataset samples only (default: all)."
     )
     save_videos: SaveVideos = save_videos_field("none")
+    report_to: list[Tracker] = report_to_field()
 
 
 class RunSection(BaseModel):
@@ -130,13 +153,7 @@ class TrainingSection(BaseModel):
         "constant", description="Learning-rate schedule over all optimizer steps of the run."
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up of the learning rate.")
-    report_to: list[Literal["tensorboard", "wandb"]] = Field(
-        default_factory=list,
-        description="Experiment trackers that also get the logged numbers (TRL's name; "
-        "default none). tensorboard: RUN/tensorboard/; wandb: project $WANDB_PROJECT (or "
-        "devis), mode $WANDB_MODE. A tracker that is not installed stops the run at its start "
-        "naming the extra: pip install 'devis[tensorboard]' / 'devis[wandb]'.",
-    )
+    report_to: list[Tracker] = report_to_field("the logged numbers")
     log_videos_every: int = Field(
         0,
         ge=0,

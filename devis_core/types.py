@@ -309,12 +309,21 @@ class SuiteContext:
 
 @dataclass
 class SuiteResult:
-    """A table: one row per variant, one column per metric (NaN where not measured)."""
+    """A table: one row per variant, one column per metric (NaN where not measured).
+
+    A table whose rows summarise per-sample records (the built-in suites') also keeps those
+    records, written as ``samples.jsonl`` beside it so any other statistic can be computed
+    later, and which way each metric is better, to mark the best values.
+    """
 
     title: str
     columns: list[str]
     rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """The records behind the rows: one per row and sample (and seed), every metric."""
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    """Whether a higher value is better, by metric (those with no entry have no best)."""
 
 
 @runtime_checkable

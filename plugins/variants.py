@@ -20,9 +20,8 @@ from pydantic import BaseModel, Field
 import devis_core
 from devis_core.config import read_yaml
 from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
-from devis_core.engines.tables import MeasuredTable
-from devis_core.sections import SaveVideos, save_videos_field
-from devis_core.types import SuiteContext
+from devis_core.sections import SaveVideos, Tracker, report_to_field, save_videos_field
+from devis_core.types import SuiteContext, SuiteResult
 
 
 class VariantsConfig(BaseModel):
@@ -35,6 +34,7 @@ class VariantsConfig(BaseModel):
     )
     samples: int = Field(2, ge=1, description="Dataset samples per variant (the first N).")
     save_videos: SaveVideos = save_videos_field("none")
+    report_to: list[Tracker] = report_to_field()
 
 
 class VariantsSuite:
@@ -43,14 +43,14 @@ class VariantsSuite:
     def __init__(self, config: VariantsConfig):
         self.config = config
 
-    def run(self, context: SuiteContext) -> MeasuredTable:
+    def run(self, context: SuiteContext) -> SuiteResult:
         cfg = self.config
         found = compare_variants(
             read_yaml(cfg.pipeline), cfg.variants, context, samples=cfg.samples,
             source=str(cfg.pipeline), store=context.output / "rows",
             videos=video_output(context.output / "videos", cfg.save_videos),
         )  # fmt: skip
-        return MeasuredTable(
+        return SuiteResult(
             title=f"Variants of {cfg.pipeline.name}",
             columns=["variant", *found.metrics, "generator calls", "samples"],
             rows=found.rows,

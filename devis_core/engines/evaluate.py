@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from tqdm.auto import tqdm
 
+from devis_core import distributed
 from devis_core.config import (
     PROVENANCE_KEY,
     PipelineBase,
@@ -41,16 +42,19 @@ from devis_core.config import (
     to_yaml,
     validate_config,
 )
+from devis_core.devices import resolve_device
 from devis_core.engines.preflight import evaluation_methods, preflight
+from devis_core.engines.reporting import active_reporter, reporting
 from devis_core.engines.run_directory import run_directory, same_config
 from devis_core.engines.statistics import SIGNIFICANCE, mean_interval, paired_p_value
-from devis_core.engines.tables import MeasuredTable, json_safe, markdown_table, slug, write_tables
+from devis_core.engines.tables import json_safe, markdown_table, slug, write_tables
 from devis_core.pipeline import Pipeline
 from devis_core.registry import Registry
 from devis_core.sections import SaveVideos
 from devis_core.toolkit.files import atomic_write_text
 from devis_core.toolkit.results import RecordLog, config_key
-from devis_core.types import SuiteContext, ViewSynthesisSample
+from devis_core.training.tracking import check_trackers, video_frames
+from devis_core.types import SuiteContext, SuiteResult, ViewSynthesisSample
 
 if TYPE_CHECKING:
     import torch
@@ -112,14 +116,25 @@ def score_methods(
     Returns one record per method and sample, in method order then sample order: ``method``,
     ``key``, ``sample_id``, ``index``, ``generator_calls``, ``seconds`` (synthesis wall time)
     and every metric. Records already in ``log`` under the same method and key are reused;
-    new ones are appended to it as they finish. With ``videos``, each generated video is
-    written there too, and a record whose video is missing is made again. ``shared`` holds
-    the built components to reuse (see :class:`~devis_core.pipeline.Pipeline`).
+    new ones are appended to it as they finish, and sent to the command's trackers
+    (:func:`~devis_core.engines.reporting.active_reporter`, as events ``LABEL/METHOD``). With
+    ``videos``, each generated video is written there too, and a record whose video is
+    missing is made again. ``shared`` holds the built components to reuse (see
+    :class:`~devis_core.pipeline.Pipeline`).
+
+    Under ``torchrun`` the processes share the samples to score (dealt round-robin,
+    :func:`~devis_core.distributed.shared_work`), each on its own device; only the main
+    process reads and writes ``log`` and the videos (give the others a log without a path,
+    :func:`record_log`), and every process returns the records one process would.
     """
+    world = distributed.world_from_environment()
     log = RecordLog() if log is None else log
     shared = {} if shared is None else shared
-    pipelines = {name: Pipeline(config, registry, shared) for name, config in methods.items()}
-    keys = {name: method_key(config) for name, config in methods.items()}
+    keys = {name: method_key(config) for name, config in methods.items()}  # same everywhere
+    pipelines = {
+        name: Pipeline(distributed.with_local_device(config, world), registry, shared)
+        for name, config in methods.items()
+    }
     for pipeline in pipelines.values():
         _ = pipeline.metrics  # built before any work, so missing weights fail at once
     counts = {name: _count(pipeline, samples) for name, pipeline in pipelines.items()}
@@ -131,15 +146,23 @@ def score_methods(
             return record is not None
         return videos.path(name, record["sample_id"]).is_file()
 
-    todo = [
-        (index, name)
-        for index in range(max(counts.values(), default=0))
-        for name in methods
-        if index < counts[name] and not finished(name, index)
-    ]
+    todo = distributed.broadcast_object(
+        [
+            (index, name)
+            for index in range(max(counts.values(), default=0))
+            for name in methods
+            if index < counts[name] and not finished(name, index)
+        ]
+        if world.is_main
+        else None,
+        world,
+    )  # the main process, which alone reads the run directory, says what is missing
     loaded: dict[int, ViewSynthesisSample] = {}  # this index's sample, by dataset
     current = -1
-    for index, name in tqdm(todo, desc=label, unit="run", disable=not progress):
+
+    def score(unit: tuple[int, str]) -> tuple[dict[str, Any], Any, float]:
+        nonlocal loaded, current
+        index, name = unit
         pipeline = pipelines[name]
         if index != current:
             loaded, current = {}, index
@@ -151,8 +174,6 @@ def score_methods(
         result = pipeline.synthesize(sample, seed_offset=index)
         seconds = time.perf_counter() - started
         values = pipeline.score(sample, result.video)
-        if videos is not None:
-            videos.write(name, sample.sample_id, result.video, sample.fps)
         record = {
             "method": name,
             "key": keys[name],
@@ -162,9 +183,32 @@ def score_methods(
             "seconds": seconds,
             **{metric: json_safe(value) for metric, value in values.items()},
         }
-        log.append(record)
-        done[(name, keys[name], index)] = record
-    return [done[(name, keys[name], index)] for name in methods for index in range(counts[name])]
+        return record, None if videos is None else video_frames(result.video), sample.fps
+
+    reporter = active_reporter()
+    bar = tqdm(total=len(todo), desc=label, unit="run", disable=not (progress and world.is_main))
+    with bar:
+        for made in distributed.shared_work(todo, world, score, group=lambda unit: unit[0]):
+            for record, frames, fps in made:
+                if videos is not None:  # uint8 frames: what the file keeps, exactly
+                    videos.write(record["method"], record["sample_id"], frames / 255.0, fps)
+                log.append(record)
+                done[(record["method"], record["key"], record["index"])] = record
+                reporter.sample(label, record)
+            bar.update(len(made))
+    return distributed.broadcast_object(
+        [done[(name, keys[name], index)] for name in methods for index in range(counts[name])]
+        if world.is_main
+        else None,
+        world,
+    )
+
+
+def record_log(path: Path | None) -> RecordLog:
+    """The record log at ``path``, kept by the main process of a ``torchrun`` job (the others
+    keep theirs in memory: :func:`score_methods` sends their records to the main one)."""
+    main = distributed.world_from_environment().is_main
+    return RecordLog(path if main else None)
 
 
 def metric_directions(pipelines: Iterable[Pipeline]) -> dict[str, bool]:
@@ -286,40 +330,62 @@ def evaluate_pipeline(
     The run directory (the config's ``output``) receives ``config.yaml`` (resolved, with
     provenance), ``metrics.jsonl`` (the records of :func:`score_methods`, resumed from), the
     table as ``table.md``, ``table.tex``, ``table.csv`` and ``table.json``, the records behind
-    it as ``samples.jsonl`` and, with ``evaluation.save_videos``, ``videos/``. A directory
-    holding an evaluation of the same config is resumed; one holding anything else is refused
-    unless ``overwrite`` clears it first. Returns the run directory.
+    it as ``samples.jsonl`` and, with ``evaluation.save_videos``, ``videos/``; the trackers of
+    ``evaluation.report_to`` get each record and the table. A directory holding an evaluation
+    of the same config is resumed; one holding anything else is refused unless ``overwrite``
+    clears it first. Under ``torchrun`` the processes share the samples and the main one
+    writes everything. Returns the run directory.
     """
+    world = distributed.world_from_environment()
     preflight(config, registry, "eval")
+    check_trackers(config.evaluation.report_to, "evaluation.report_to")
     methods = evaluation_methods(config, registry)
     output = Path(config.output)
     resolved = dump_config(config, registry)
     reusable = same_config(resolved, command="eval", ignored=_NOT_COMPARED)
-    with run_directory(output, command="eval", overwrite=overwrite, reusable=reusable):
-        atomic_write_text(output / "config.yaml", to_yaml(resolved))
+    device = distributed.local_device(resolve_device(config.device), world)
+    with (
+        run_directory(
+            output, command="eval", overwrite=overwrite, reusable=reusable, main=world.is_main
+        ),
+        distributed.process_group(world, device),
+        reporting(
+            config.evaluation.report_to,
+            directory=output,
+            run_name=config.name,
+            config=resolved,
+            main=world.is_main,
+        ) as reporter,
+    ):
+        if world.is_main:
+            atomic_write_text(output / "config.yaml", to_yaml(resolved))
         shared: dict[tuple[str, str, str], Any] = {}
         records = score_methods(
             methods,
             registry,
             samples=config.evaluation.max_samples,
-            log=RecordLog(output / RECORDS),
+            log=record_log(output / RECORDS),
             progress=progress,
             videos=video_output(output / "videos", config.evaluation.save_videos),
             shared=shared,
         )
         names, rows = summarise(records, list(methods))
-        table = MeasuredTable(
+        table = SuiteResult(
             title=f"Evaluation of {config.name}" if config.name else "Evaluation",
             columns=["method", *names, "generator calls", "samples"],
             rows=rows,
             notes=statistics_notes(next(iter(methods)) if len(methods) > 1 else None),
             samples=sample_records(records, "method"),
             higher_is_better=metric_directions(
-                Pipeline(method, registry, shared) for method in methods.values()
+                Pipeline(distributed.with_local_device(method, world), registry, shared)
+                for method in methods.values()
             ),
         )
-        write_tables(table, output)
-    click.echo(markdown_table(table))
+        if world.is_main:
+            write_tables(table, output)
+            reporter.table(table)
+    if world.is_main:
+        click.echo(markdown_table(table))
     return output
 
 
@@ -373,14 +439,18 @@ def compare_variants(
         methods,
         context.registry,
         samples=samples,
-        log=RecordLog(None if store is None else store / RECORDS),
+        log=record_log(None if store is None else store / RECORDS),
         progress=context.progress,
         label=slug(source),
         videos=videos,
         shared=shared,
     )
     names, rows = summarise(records, list(methods))
-    pipelines = (Pipeline(config, context.registry, shared) for config in methods.values())
+    world = distributed.world_from_environment()
+    pipelines = (
+        Pipeline(distributed.with_local_device(config, world), context.registry, shared)
+        for config in methods.values()
+    )
     return Comparison(
         metrics=names,
         rows=[{label: row.pop("method"), **row} for row in rows],

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from devis_core.engines.tables import MeasuredTable, is_number, label_columns, slug
+from devis_core.engines.tables import is_number, label_columns, slug
 from devis_core.errors import UsageError
 from devis_core.toolkit.files import atomic_path
 from devis_core.types import SuiteResult
@@ -41,7 +41,7 @@ def write_plots(result: SuiteResult, directory: Path) -> list[Path]:
 
     labels_of = label_columns(result)
     labels = [" / ".join(str(row.get(c, "")) for c in labels_of) for row in result.rows]
-    directions = getattr(result, "higher_is_better", {})
+    directions = result.higher_is_better
     folder = directory / "plots"
     written = []
     for column in result.columns:
@@ -82,7 +82,7 @@ def _number(value: object) -> float:
     return float(value) if is_number(value) else math.nan
 
 
-def read_table(path: Path) -> MeasuredTable:
+def read_table(path: Path) -> SuiteResult:
     """A ``table.json`` as :func:`~devis_core.engines.tables.write_tables` wrote it (nulls as
     NaN); its per-sample records are not read."""
     try:
@@ -91,7 +91,7 @@ def read_table(path: Path) -> MeasuredTable:
             {key: math.nan if value is None else value for key, value in row.items()}
             for row in document["rows"]
         ]
-        return MeasuredTable(
+        return SuiteResult(
             title=document["title"],
             columns=document["columns"],
             rows=rows,

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,6 @@ STATISTICS = ("std", "n", "ci95 low", "ci95 high", "p")
 
 SAMPLES = "samples.jsonl"
 """The records behind a table: one per row and sample (and seed), every metric."""
-
-
-@dataclass
-class MeasuredTable(SuiteResult):
-    """A table whose rows summarise per-sample records: it keeps those records (written as
-    :data:`SAMPLES` beside the table, so any other statistic can be computed later) and which
-    way each metric is better (to mark the best values)."""
-
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
 
 
 def format_value(value: Any) -> str:
@@ -183,8 +173,7 @@ def _group(row: dict[str, Any], labels: list[str]) -> tuple[Any, ...]:
 
 def _directions(result: SuiteResult) -> dict[str, bool]:
     """Which way each displayed column is better, where the result says so."""
-    known = getattr(result, "higher_is_better", {})
-    return {c: known[c] for c in result.columns if c in known}
+    return {c: result.higher_is_better[c] for c in result.columns if c in result.higher_is_better}
 
 
 def _finite(value: Any) -> bool:
@@ -201,19 +190,14 @@ def label_columns(result: SuiteResult) -> list[str]:
 
 def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
     """Write ``table.md``, ``table.tex``, ``table.csv`` and ``table.json`` into ``directory``,
-    and for a :class:`MeasuredTable` its records as :data:`SAMPLES` (each file atomically)."""
+    and the result's per-sample records, when it has them, as :data:`SAMPLES` (each file
+    atomically)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {kind: directory / f"table.{kind}" for kind in ("md", "tex", "csv", "json")}
     atomic_write_text(paths["md"], markdown_table(result))
     atomic_write_text(paths["tex"], latex_table(result))
-    columns = []
-    for column in result.columns:
-        columns.append(column)
-        columns += [
-            f"{column} {s}" for s in STATISTICS if any(f"{column} {s}" in r for r in result.rows)
-        ]
     with atomic_path(paths["csv"]) as staging, staging.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=all_columns(result), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(result.rows)
     document: dict[str, Any] = {
@@ -225,10 +209,22 @@ def write_tables(result: SuiteResult, directory: Path) -> dict[str, Path]:
     if _directions(result):
         document["higher_is_better"] = _directions(result)
     atomic_write_text(paths["json"], json.dumps(document, indent=2) + "\n")
-    if isinstance(result, MeasuredTable) and result.samples:
+    if result.samples:
         paths["samples"] = directory / SAMPLES
         write_records(paths["samples"], result.samples)
     return paths
+
+
+def all_columns(result: SuiteResult) -> list[str]:
+    """Every column with a number (``table.csv``'s): each shown column followed by the
+    :data:`STATISTICS` its rows hold (``psnr``, ``psnr std``, ``psnr n``, ...)."""
+    columns = []
+    for column in result.columns:
+        columns.append(column)
+        columns += [
+            f"{column} {s}" for s in STATISTICS if any(f"{column} {s}" in r for r in result.rows)
+        ]
+    return columns
 
 
 def json_safe(value: Any) -> Any:

@@ -31,9 +31,8 @@ from pydantic import BaseModel, Field
 
 from devis_core.config import apply_overrides
 from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
-from devis_core.engines.tables import MeasuredTable
 from devis_core.errors import UsageError
-from devis_core.sections import SaveVideos, save_videos_field
+from devis_core.sections import SaveVideos, Tracker, report_to_field, save_videos_field
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
@@ -105,6 +104,7 @@ class AccumulationSuiteConfig(BaseModel):
         default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
     )
     save_videos: SaveVideos = save_videos_field("none")
+    report_to: list[Tracker] = report_to_field()
 
 
 class AccumulationSuite:
@@ -160,7 +160,7 @@ class AccumulationSuite:
         kind = backbone["kind"]
         scale, dry_run = cfg.paper.describe(cfg.scale)
         reference = next(iter(variants)) if len(variants) > 1 else None
-        return MeasuredTable(
+        return SuiteResult(
             title=f"Accumulation strategies ({kind} backbone, {samples} scenes, {scale})",
             columns=["strategy", *cfg.metrics, "generator calls", "seconds", "samples"],
             rows=rows,

@@ -31,8 +31,8 @@ from pydantic import BaseModel, Field
 
 from devis_core.config import apply_overrides
 from devis_core.engines.evaluate import compare_variants, statistics_notes, video_output
-from devis_core.engines.tables import MeasuredTable, slug
-from devis_core.sections import SaveVideos, save_videos_field
+from devis_core.engines.tables import slug
+from devis_core.sections import SaveVideos, Tracker, report_to_field, save_videos_field
 from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     SCALE_DESCRIPTION,
@@ -101,6 +101,7 @@ class MainSuiteConfig(BaseModel):
         default_factory=PaperAssets, description="Datasets and checkpoints for scale=paper."
     )
     save_videos: SaveVideos = save_videos_field("none")
+    report_to: list[Tracker] = report_to_field()
 
 
 class MainSuite:
@@ -161,7 +162,7 @@ class MainSuite:
             records += [{"dataset": name, **record} for record in found.records]
             directions |= found.higher_is_better
         reference = f"the {next(iter(methods))} row of its dataset"
-        return MeasuredTable(
+        return SuiteResult(
             title=f"Main comparison ({backbone['kind']} backbone, {scale})",
             columns=["dataset", "method", *cfg.metrics, "generator calls", "seconds", "samples"],
             rows=rows,

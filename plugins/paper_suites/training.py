@@ -44,10 +44,9 @@ from devis_core.engines.evaluate import (
     summarise,
     video_output,
 )
-from devis_core.engines.tables import MeasuredTable
 from devis_core.lazy import lazy_import
-from devis_core.sections import SaveVideos, save_videos_field
-from devis_core.types import SuiteContext
+from devis_core.sections import SaveVideos, Tracker, report_to_field, save_videos_field
+from devis_core.types import SuiteContext, SuiteResult
 from devis_plugins.paper_suites.assets import (
     PAPER_SCHEDULE,
     SCALE_DESCRIPTION,
@@ -99,6 +98,7 @@ class TrainingSuiteConfig(BaseModel):
         default_factory=PaperAssets, description="Kubric-4D folder for scale=paper."
     )
     save_videos: SaveVideos = save_videos_field("none")
+    report_to: list[Tracker] = report_to_field()
 
 
 class GRPOVsVanillaConfig(TrainingSuiteConfig):
@@ -128,7 +128,7 @@ class TrainingSuite:
     def __init__(self, config: TrainingSuiteConfig):
         self.config = config
 
-    def run(self, context: SuiteContext) -> MeasuredTable:
+    def run(self, context: SuiteContext) -> SuiteResult:
         cfg = self.config
         if cfg.scale == "paper":
             self._require_paper(context)
@@ -168,7 +168,7 @@ class TrainingSuite:
         budget = _budget(validate_config(base, context.registry, source="training config"))
         scale, dry_run = cfg.paper.describe(cfg.scale)
         spread = " ± std" if len(cfg.seeds) > 1 else ""
-        return MeasuredTable(
+        return SuiteResult(
             title=f"{self.title} ({scale})",
             columns=["method", "reward", *cfg.metrics, *self.diversity, *self.extra, "samples"],
             rows=rows,

@@ -17,7 +17,6 @@ import pytest
 from devis_core.cli import main
 from devis_core.engines.plots import plot_tables, write_plots
 from devis_core.engines.tables import (
-    MeasuredTable,
     label_columns,
     latex_table,
     markdown_table,
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAN = math.nan
 
 
-def _table() -> MeasuredTable:
+def _table() -> SuiteResult:
     """Two datasets of two methods; psnr up, lpips down; one sample of B/kubric has no lpips."""
     rows = [
         {"dataset": "kubric", "method": "A", "psnr": 20.0, "psnr std": 1.5, "psnr p": NAN,
@@ -42,7 +41,7 @@ def _table() -> MeasuredTable:
         {"dataset": "iphone", "method": "B_1", "psnr": 14.0, "psnr std": 2.5, "psnr p": 0.2,
          "lpips": 0.45, "lpips std": 0.1, "lpips n": 4, "lpips p": 0.03, "samples": 4},
     ]  # fmt: skip
-    return MeasuredTable(
+    return SuiteResult(
         title="Demo & 100% test",
         columns=["dataset", "method", "psnr", "lpips", "samples"],
         rows=rows,

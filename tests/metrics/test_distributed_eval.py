@@ -1,0 +1,135 @@
+"""`devis eval` and `devis ablate` under torchrun: two CPU processes (gloo) share the samples
+and write the table, samples.jsonl and videos a single process writes; a resumed run scores
+only what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from devis_core.toolkit.media import read_video
+from devis_core.toolkit.results import read_records
+
+TIMING = ("seconds",)
+"""Fields that measure wall time: the only ones allowed to differ between the runs."""
+
+CONFIG = {
+    "name": "tiny",
+    "device": "cpu",
+    "dataset": {"kind": "synthetic", "num_samples": 4, "frames": 3, "height": 32, "width": 48},
+    "depth": {"kind": "carried"},
+    "accumulator": {"kind": "direct"},
+    "backbone": {"kind": "inpaint"},
+    "metrics": ["psnr", "ssim-nocc", "temporal-flicker"],
+    "evaluation": {
+        "methods": {"direct": [], "bta": ["accumulator={kind: bta}", "accumulator.steps=2"]},
+        "save_videos": "lossless",
+    },
+}
+
+
+def _devis(args: list[str], processes: int) -> None:
+    """``devis ARGS`` in fresh interpreters: one process, or ``processes`` under torchrun."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command = [sys.executable, *(launcher if processes > 1 else []), "-m", "devis_core.cli"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # what torchrun gives each process
+    done = subprocess.run(
+        [*command, *args, "-q"], capture_output=True, text=True, env=environment, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def _without_timing(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+def _table(directory: Path) -> dict:
+    table = json.loads((directory / "table.json").read_text())
+    timing = [c for c in table["rows"][0] if c.split(" ")[0] in TIMING]
+    table["rows"] = [{k: v for k, v in row.items() if k not in timing} for row in table["rows"]]
+    return table
+
+
+def _assert_same_outputs(single: Path, parallel: Path) -> None:
+    assert _table(parallel) == _table(single)
+    samples = read_records(single / "samples.jsonl")
+    assert _without_timing(read_records(parallel / "samples.jsonl")) == _without_timing(samples)
+    assert len(samples) == 8  # 4 samples x 2 methods, none lost or repeated
+    for name in ("table.md", "table.tex"):
+        if "seconds" not in (single / name).read_text():
+            assert (parallel / name).read_text() == (single / name).read_text()
+
+
+@pytest.fixture(scope="module")
+def evaluations(tmp_path_factory):
+    """The same evaluation by one process and by two."""
+    root = tmp_path_factory.mktemp("eval")
+    runs = {}
+    for processes, name in ((1, "single"), (2, "parallel")):
+        path = root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**CONFIG, "output": str(root / name)}))
+        _devis(["eval", str(path)], processes)
+        runs[name] = root / name
+    return root, runs
+
+
+def test_two_processes_write_the_table_of_one(evaluations):
+    _, runs = evaluations
+    single, parallel = runs["single"], runs["parallel"]
+    _assert_same_outputs(single, parallel)
+    records = read_records(parallel / "metrics.jsonl")  # one writer: each record once
+    assert sorted((r["method"], r["index"]) for r in records) == sorted(
+        (method, index) for method in ("direct", "bta") for index in range(4)
+    )
+    assert {p.name for p in parallel.iterdir()} == {p.name for p in single.iterdir()}
+    assert json.loads((parallel / "run.json").read_text())["state"] == "finished"
+    assert not (parallel / "run.lock").exists()
+
+
+def test_videos_made_by_either_process_are_written_with_the_same_pixels(evaluations):
+    _, runs = evaluations
+    single, parallel = runs["single"] / "videos", runs["parallel"] / "videos"
+    names = sorted(str(p.relative_to(single)) for p in single.rglob("*.mkv"))
+    assert len(names) == 8
+    assert sorted(str(p.relative_to(parallel)) for p in parallel.rglob("*.mkv")) == names
+    for name in names:  # odd indices were made by the second process
+        assert torch.equal(read_video(parallel / name), read_video(single / name)), name
+
+
+def test_a_resumed_run_under_torchrun_scores_only_the_missing_records(evaluations):
+    root, runs = evaluations
+    parallel = runs["parallel"]
+    log = parallel / "metrics.jsonl"
+    records = read_records(log)
+    dropped = {("bta", 1), ("bta", 2), ("direct", 3)}
+    kept = [r for r in records if (r["method"], r["index"]) not in dropped]
+    log.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    _devis(["eval", str(root / "parallel.yaml")], 2)
+    again = read_records(log)
+    assert again[: len(kept)] == kept  # reused as they were (their timings too)
+    assert sorted((r["method"], r["index"]) for r in again[len(kept) :]) == sorted(dropped)
+    _assert_same_outputs(runs["single"], parallel)
+
+
+def test_ablate_under_torchrun_writes_the_table_of_one_process(tmp_path):
+    pipeline = tmp_path / "pipeline.yaml"
+    base = {k: v for k, v in CONFIG.items() if k != "evaluation"}
+    pipeline.write_text(yaml.safe_dump({**base, "output": str(tmp_path / "unused")}))
+    options = [
+        "-o", f"pipeline={pipeline}",
+        "-o", "variants={direct: [], bta: [\"accumulator={kind: bta}\", accumulator.steps=2]}",
+        "-o", "samples=4", "--device", "cpu",
+    ]  # fmt: skip
+    for processes, name in ((1, "single"), (2, "parallel")):
+        _devis(["ablate", "variants", *options, "--output", str(tmp_path / name)], processes)
+    _assert_same_outputs(tmp_path / "single", tmp_path / "parallel")
+    rows = read_records(tmp_path / "parallel" / "rows" / "metrics.jsonl")
+    assert len(rows) == 8 and len({(r["method"], r["index"]) for r in rows}) == 8
+    assert (tmp_path / "parallel" / "plots" / "psnr.png").is_file()
