@@ -6,7 +6,7 @@ baseline: Vanilla-GRPO (K = 1), SFT (all, best, weight) and Diffusion-DPO. Every
 scored on held-out synthetic scenes (another dataset seed) by one-step generation (the
 deterministic sampler, the source reprojected by the whole motion): the composite reward of
 the config and PSNR / SSIM / PSNR-Nocc against the ground-truth views
-(:func:`devis_core.engines.paradigms.train_from_warm_start`, which the ``grpo-vs-vanilla`` and
+(:func:`devis_core.engines.paradigms.train_methods`, which the ``grpo-vs-vanilla`` and
 ``paradigms`` suites run too; finished rows are reused). The table gives mean
 and standard deviation over seeds; the target is a DEVIS-GRPO gain over the warm start larger
 than twice the seed-to-seed standard deviation.
@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from devis_core.config import apply_overrides, read_yaml
-from devis_core.engines.paradigms import WARM_START, HeldOut, train_from_warm_start
+from devis_core.engines.evaluate import finite_mean
+from devis_core.engines.paradigms import WARM_START, HeldOut, train_methods
 from devis_core.plugins import load_registry
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-tiny.yaml"
@@ -38,6 +39,8 @@ METHODS: dict[str, list[str]] = {
     "+ DPO": ["algorithm={kind: dpo}"],
 }
 METRICS = ["psnr", "ssim", "psnr-nocc"]
+SCORES = ["reward", *METRICS]
+"""Each model's mean over the held-out scenes: the config's composite reward and the metrics."""
 
 
 def main() -> None:
@@ -64,10 +67,12 @@ def main() -> None:
     chosen = {m: c for m, c in METHODS.items() if m == "+ DEVIS-GRPO" or m in args.methods}
     for seed in seeds:
         base = apply_overrides(read_yaml(CONFIG), [*overrides, f"seed={seed}"])
-        scores = train_from_warm_start(
+        trained = train_methods(
             base, chosen, args.output / f"seed{seed}", registry, HeldOut(held_out, list(METRICS))
         )
-        for method, result in scores.items():
+        for method, found in trained.items():
+            scores = {name: finite_mean([r[name] for r in found.records]) for name in SCORES}
+            result = {**scores, **found.times}
             rows.setdefault(method, []).append(result)
             print(json.dumps({"seed": seed, "method": method, **result}), flush=True)
     print(table(rows, seeds, overrides))

@@ -4,7 +4,7 @@ The machinery of the training suites (the paper's Tables 3 and 4), as
 ``benchmarks/learning.py`` does it: the first method's run does the config's supervised warm
 start and then trains; every other method starts from that warm-started LoRA (no warm start
 of its own) with the same config and therefore the same sample budget, changed only by its
-overrides (``algorithm={kind: sft, mode: best}``, ``training.sampling=vanilla``, ...). Each
+overrides (``algorithm={kind: sft, mode: best}``, ``training.sampling=one-step``, ...). Each
 trained LoRA is scored by *one-step* generation (the deterministic sampler, conditioned on
 the source reprojected by the whole motion) on held-out scenes: the config's composite reward
 and the given metrics against the ground truth.
@@ -15,6 +15,8 @@ by the config and held-out settings they were made with: a later call with the s
 reuses them (a method whose scenes are all scored is neither trained nor scored again), and a
 different one is refused. A training interrupted mid-way resumes from its last checkpoint.
 With a :class:`~devis_core.engines.evaluate.VideoOutput`, each held-out video is kept too.
+Under ``torchrun`` the processes share each training's groups and the held-out scenes; the
+main process writes.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from devis_core import distributed
 from devis_core.config import apply_overrides, validate_config
-from devis_core.engines.evaluate import VideoOutput, finite_mean, metric_directions
+from devis_core.devices import resolve_device
+from devis_core.engines.evaluate import VideoOutput, metric_directions
+from devis_core.engines.reporting import active_reporter
 from devis_core.engines.tables import slug
 from devis_core.engines.train import train_pipeline
 from devis_core.errors import UsageError
@@ -41,6 +46,7 @@ from devis_core.toolkit.accumulation import one_step_conditions
 from devis_core.toolkit.results import RecordLog, config_key, read_records
 from devis_core.training import CHECKPOINTS, FINAL_LORA, LATEST, METRICS, WARM_START_LORA
 from devis_core.training.sampling import CachedSourceDepth, sample_group
+from devis_core.training.tracking import video_frames
 from devis_core.types import RewardInputs
 
 WARM_START = "warm start"
@@ -85,67 +91,67 @@ def train_methods(
     """Train each method (overrides of ``base``) from one warm start; score every model on
     ``held_out`` with :func:`score_held_out` (keeping its videos in ``videos``).
 
-    Returns the :data:`WARM_START` model's results, then each method's in order.
+    Under ``torchrun`` every process takes part in each training (its share of the groups)
+    and in the scoring (its share of the scenes); the main process writes. Returns the
+    :data:`WARM_START` model's results, then each method's in order.
     """
+    world = distributed.world_from_environment()
     first = next(iter(methods))
     warm = directory / slug(first) / WARM_START_LORA
     trained: dict[str, TrainedMethod] = {}
-    for method, changes in methods.items():
-        run = directory / slug(method)
-        data = method_config(base, changes, run)
-        if method != first:
-            data = apply_overrides(
-                data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
+    device = distributed.local_device(resolve_device(str(base.get("device", "auto"))), world)
+    with distributed.process_group(world, device):  # kept between the trainings
+        for method, changes in methods.items():
+            run = directory / slug(method)
+            data = method_config(base, changes, run)
+            if method != first:
+                data = apply_overrides(
+                    data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
+                )
+            config = validate_config(data, registry, source=f"training of {method!r}")
+            key = config_key({"config": data, "held_out": asdict(held_out)})
+            log = _held_out_log(run, key, world)
+            train, resume = distributed.broadcast_object(
+                _training_plan(run, _unscored(log, method, key, held_out, videos))
+                if world.is_main
+                else None,
+                world,
+            )  # what the main process sees: every process trains, or none
+            if train:
+                # without a checkpoint, what a killed run left there is restarted from scratch
+                train_pipeline(
+                    config, registry, resume=resume, progress=progress, overwrite=resume is None
+                )
+                distributed.barrier(world)  # the main process has written the final LoRA
+            score = {"registry": registry, "held_out": held_out, "log": log, "videos": videos}
+            trained[method] = TrainedMethod(
+                score_held_out(data, run / FINAL_LORA, method=method, **score),
+                training_times(run),
             )
-        config = validate_config(data, registry, source=f"training of {method!r}")
-        key = config_key({"config": data, "held_out": asdict(held_out)})
-        log = _held_out_log(run, key)
-        if _unscored(log, method, key, held_out, videos) and not (run / FINAL_LORA).is_file():
-            resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
-            # without a checkpoint, what a killed run left there is restarted from scratch
-            train_pipeline(
-                config, registry, resume=resume, progress=progress, overwrite=resume is None
-            )
-        score = {"registry": registry, "held_out": held_out, "log": log, "videos": videos}
-        trained[method] = TrainedMethod(
-            score_held_out(data, run / FINAL_LORA, method=method, **score), training_times(run)
-        )
-        if method == first:
-            trained[WARM_START] = TrainedMethod(
-                score_held_out(data, warm, method=WARM_START, **score), {}
-            )
+            if method == first:
+                trained[WARM_START] = TrainedMethod(
+                    score_held_out(data, warm, method=WARM_START, **score), {}
+                )
     return {WARM_START: trained.pop(WARM_START), **trained}
 
 
-def train_from_warm_start(
-    base: dict[str, Any],
-    methods: Mapping[str, Sequence[str]],
-    directory: Path,
-    registry: Registry,
-    held_out: HeldOut,
-    *,
-    progress: bool = False,
-) -> dict[str, dict[str, float]]:
-    """:func:`train_methods`, each model's results as one table row: its mean score over the
-    held-out scenes and its ``train minutes`` and ``seconds / iteration``."""
-    rows = {}
-    for method, result in train_methods(
-        base, methods, directory, registry, held_out, progress=progress
-    ).items():
-        names = [k for k in result.records[0] if k not in ("method", "key", "index", "sample_id")]
-        means = {name: finite_mean([r[name] for r in result.records]) for name in names}
-        rows[method] = {**means, **result.times}
-    return rows
+def _training_plan(run: Path, unscored: list[int]) -> tuple[bool, Path | None]:
+    """Whether ``run`` must train (scenes to score and no final LoRA) and the directory to
+    resume it from (None: a fresh run)."""
+    resume = run if (run / CHECKPOINTS / LATEST).is_file() else None
+    return bool(unscored) and not (run / FINAL_LORA).is_file(), resume
 
 
 HELD_OUT_RECORDS = "held_out.jsonl"
 """Per-scene scores of a method's run directory (and of the warm start, in the first's)."""
 
 
-def _held_out_log(run: Path, key: str) -> RecordLog:
-    """The run's held-out records; records of another key are refused, since the run's
-    training (its checkpoints, its final LoRA) could not be reused either."""
-    log = RecordLog(run / HELD_OUT_RECORDS)
+def _held_out_log(run: Path, key: str, world: distributed.World) -> RecordLog:
+    """The run's held-out records (kept by the main process; the others get its records to
+    decide alike); records of another key are refused, since the run's training (its
+    checkpoints, its final LoRA) could not be reused either."""
+    log = RecordLog(run / HELD_OUT_RECORDS if world.is_main else None)
+    log.records = distributed.broadcast_object(log.records, world)
     if any(record.get("key") != key for record in log.records):
         raise UsageError(
             f"{run} holds results of another config or held-out setting: run into another "
@@ -214,21 +220,31 @@ def score_held_out(
     of the scene, drawn the way the config's training samples (DEVIS or vanilla groups).
 
     Each scene's record is kept in ``log`` under ``method`` and the key of ``data`` and
-    ``held_out``; scenes already there (with their video, when ``videos`` keeps them) are not
-    scored again, and nothing is built when none is missing, so an interrupted scoring
-    resumes.
+    ``held_out``, and sent to the command's trackers (event ``held-out/METHOD``); scenes
+    already there (with their video, when ``videos`` keeps them) are not scored again, and
+    nothing is built when none is missing, so an interrupted scoring resumes. Under
+    ``torchrun`` the processes share the scenes and the main process keeps the records.
     """
+    world = distributed.world_from_environment()
     log = RecordLog() if log is None else log
     key = config_key({"config": data, "held_out": asdict(held_out)})
-    missing = _unscored(log, method, key, held_out, videos)
+    missing = distributed.broadcast_object(
+        _unscored(log, method, key, held_out, videos) if world.is_main else None, world
+    )
     if missing:
-        scored = _score_scenes(
-            data, lora, registry, held_out, missing, videos=videos, method=method
-        )
-        for record in scored:
-            log.append({"method": method, "key": key, **record})
+        score = _scene_scorer(data, lora, registry, held_out, world, keep_video=bool(videos))
+        reporter = active_reporter()
+        for made in distributed.shared_work(missing, world, score):
+            for scores, frames, fps in made:
+                if videos is not None:
+                    videos.write(method, scores["sample_id"], frames / 255.0, fps)
+                record = {"method": method, "key": key, **scores}
+                log.append(record)
+                reporter.sample("held-out", record)
     done = {r["index"]: r for r in log.records if r["method"] == method and r["key"] == key}
-    return [done[index] for index in range(held_out.samples)]
+    return distributed.broadcast_object(
+        [done[index] for index in range(held_out.samples)] if world.is_main else None, world
+    )
 
 
 def held_out_directions(
@@ -259,29 +275,29 @@ def _held_out_data(data: dict[str, Any], held_out: HeldOut) -> dict[str, Any]:
     return data
 
 
-def _score_scenes(
+def _scene_scorer(
     data: dict[str, Any],
     lora: Path,
     registry: Registry,
     held_out: HeldOut,
-    indices: list[int],
+    world: distributed.World,
     *,
-    videos: VideoOutput | None = None,
-    method: str = "",
-) -> Iterator[dict[str, Any]]:
-    """One record per held-out scene in ``indices``: ``index``, ``sample_id`` and the scores
-    (the generated video written to ``videos`` under ``method``)."""
+    keep_video: bool,
+) -> Callable[[int], tuple[dict[str, Any], torch.Tensor | None, float]]:
+    """What scores one held-out scene on this process's device: its ``index``, ``sample_id``
+    and scores, its generated video as uint8 frames (with ``keep_video``) and frame rate."""
     data = _held_out_data(data, held_out)
     data["backbone"].setdefault("lora", {})["path"] = str(lora)
     config = validate_config(data, registry, source="held-out scoring")
-    pipeline = Pipeline(config, registry)
+    pipeline = Pipeline(distributed.with_local_device(config, world), registry)
     reward = CompositeReward(data.get("rewards", []), registry)
     reward.to(pipeline.device)
     diversity = {
         _entry_name(entry): place_on(registry.build("metric", _entry(entry)), pipeline.device)
         for entry in held_out.diversity
     }
-    for index in indices:
+
+    def score(index: int) -> tuple[dict[str, Any], torch.Tensor | None, float]:
         if index >= len(pipeline.dataset):
             raise UsageError(
                 f"held-out scoring asks for {held_out.samples} scenes; the dataset has "
@@ -296,8 +312,6 @@ def _score_scenes(
         inputs = RewardInputs(video[None], sample.source[None], cond.render[None], cond.mask[None])
         scores["reward"] = float(reward(inputs).total[0])
         scores.update(pipeline.score(sample, video))
-        if videos is not None:
-            videos.write(method, sample.sample_id, video, sample.fps)
         if diversity:
             group = sample_group(
                 index,
@@ -314,7 +328,9 @@ def _score_scenes(
             members = torch.stack([member.video for member in group.members])
             for name, metric in diversity.items():
                 scores[name] = float(metric.compute(members, members).double().mean())
-        yield scores
+        return scores, video_frames(video) if keep_video else None, sample.fps
+
+    return score
 
 
 def _entry(entry: str | dict[str, Any]) -> dict[str, Any]:

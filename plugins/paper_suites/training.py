@@ -2,7 +2,7 @@
 
 Both train several methods from one warm start with the same sample budget and score every
 trained LoRA by one-step generation on held-out scenes
-(:func:`devis_core.engines.paradigms.train_from_warm_start`): per seed, the training config's
+(:func:`devis_core.engines.paradigms.train_methods`): per seed, the training config's
 run does the warm start and DEVIS-GRPO, and each other method starts from that warm-started
 LoRA with only its own overrides. The table gives the mean over seeds (and the standard
 deviation with several seeds) of the config's composite reward and the consistency metrics.

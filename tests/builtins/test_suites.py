@@ -194,18 +194,21 @@ def test_grpo_vs_vanilla_trains_both_from_one_warm_start_and_resumes(
     _assert_png(tmp_path / "plots" / "pixel-diversity.png")
 
     trained, scored = [], []
-    train, score = paradigms.train_pipeline, paradigms._score_scenes
+    train, scorer = paradigms.train_pipeline, paradigms._scene_scorer
+
+    def counting_scorer(*args, **kwargs):
+        score = scorer(*args, **kwargs)
+        return lambda index: scored.append(index) or score(index)
+
     monkeypatch.setattr(
         paradigms, "train_pipeline", lambda *a, **k: trained.append(1) or train(*a, **k)
     )
-    monkeypatch.setattr(
-        paradigms, "_score_scenes", lambda *a, **k: scored.append(a[-1]) or score(*a, **k)
-    )
+    monkeypatch.setattr(paradigms, "_scene_scorer", counting_scorer)
     records = tmp_path / "seed0" / "vanilla-grpo" / "held_out.jsonl"
     lines = records.read_text().splitlines(keepends=True)
     records.write_text("".join(lines[:-1]))  # the last held-out scene's record is lost
     again = _run(registry, "grpo-vs-vanilla", two_scenes, tmp_path)
-    assert trained == [] and scored == [[len(lines) - 1]]  # the LoRA is kept; one scene rescored
+    assert trained == [] and scored == [len(lines) - 1]  # the LoRA is kept; one scene rescored
     for column in ("reward", "psnr", "seconds / iteration", "pixel-diversity"):
         assert _rows(again)["DEVIS-GRPO"][column] == rows["DEVIS-GRPO"][column]
 
