@@ -152,8 +152,11 @@ class Trainer:
         """Warm start (on a fresh run), the remaining rounds, the final LoRA; the directory."""
         self._prepare_directory()
         try:
-            if self.next_round == 0 and not self.resume and self.settings.warm_start.steps:
-                self._warm_start()
+            if self.next_round == 0 and not self.resume:
+                if self.settings.warm_start.steps:
+                    self._warm_start()
+                elif self.world.is_main:  # the adapter RL starts from, for runs that compare
+                    save_lora(self.policy, self.directory / WARM_START_LORA)
             for round_index in range(self.next_round, self.settings.rounds):
                 self._round(round_index)
         except TrainingDivergedError as error:

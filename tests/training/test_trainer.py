@@ -74,6 +74,10 @@ def test_groups_with_equal_rewards_train_nothing(tmp_path, registry):
     (record,) = _records(trainer.directory, "round")
     assert record["groups_equal_rewards"] == 2 and record["optimizer_steps"] == 0
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.parameters, strict=True))
+    # no warm start: the starting adapter is saved all the same, for baselines to start from
+    start = _weights(trainer.directory / "warm_start.safetensors")
+    final = _weights(trainer.directory / "lora.safetensors")
+    assert start.keys() == final.keys() and all(torch.equal(start[k], final[k]) for k in start)
 
 
 def test_non_finite_loss_stops_naming_the_round_and_keeps_the_checkpoint(tmp_path, registry):
