@@ -133,3 +133,35 @@ def test_ablate_under_torchrun_writes_the_table_of_one_process(tmp_path):
     rows = read_records(tmp_path / "parallel" / "rows" / "metrics.jsonl")
     assert len(rows) == 8 and len({(r["method"], r["index"]) for r in rows}) == 8
     assert (tmp_path / "parallel" / "plots" / "psnr.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_training_suite_under_torchrun_trains_and_scores_with_both_processes(tmp_path):
+    """Each process trains on one group and scores one held-out scene; the models are those of
+    one process training both groups in one micro-batch (as tests/training/test_distributed.py
+    checks of the trainer), so the held-out scores agree to the trainer's tolerance."""
+    budget = "training.rounds=1, training.groups_per_round=2, algorithm.num_generations=2, "
+    budget += "training.warm_start.steps=1, training.per_device_train_batch_size="
+    for processes, name in ((1, "single"), (2, "parallel")):
+        per_device = 4 // processes  # the same micro-batch: both groups' four videos
+        options = ["-o", "held_out=2", "-o", f"train_overrides=[{budget}{per_device}]"]
+        output = str(tmp_path / name)
+        _devis(
+            ["ablate", "grpo-vs-vanilla", *options, "--device", "cpu", "--output", output],
+            processes,
+        )
+    single = read_records(tmp_path / "single" / "samples.jsonl")
+    parallel = read_records(tmp_path / "parallel" / "samples.jsonl")
+    assert [(r["method"], r["index"]) for r in parallel] == [
+        (r["method"], r["index"]) for r in single
+    ]
+    for got, want in zip(parallel, single, strict=True):
+        for score in ("reward", "psnr", "ssim-nocc", "pixel-diversity"):
+            assert got[score] == pytest.approx(want[score], rel=1e-4), (got["method"], score)
+    for method in ("devis-grpo", "vanilla-grpo"):  # one writer: each scene once
+        records = read_records(tmp_path / "parallel" / "seed0" / method / "held_out.jsonl")
+        assert sorted((r["method"], r["index"]) for r in records) == sorted(
+            {(r["method"], r["index"]) for r in records}
+        )
+    state = json.loads((tmp_path / "parallel" / "seed0" / "vanilla-grpo" / "run.json").read_text())
+    assert state["state"] == "finished"
