@@ -35,11 +35,43 @@ CONFIG = {
 }
 
 
-def _devis(args: list[str], processes: int) -> None:
+FAKE_WANDB = """
+import json, os
+from pathlib import Path
+
+OUT = Path(os.environ["FAKE_WANDB_OUT"])
+
+
+class Table:
+    def __init__(self, columns, data):
+        self.columns, self.data = columns, data
+
+
+class Run:
+    def define_metric(self, *args, **kwargs):
+        pass
+
+    def log(self, data):
+        data = {k: v.__dict__ if isinstance(v, Table) else v for k, v in data.items()}
+        with (OUT / f"log-{os.getpid()}.jsonl").open("a") as handle:
+            handle.write(json.dumps(data) + "\\n")
+
+    def finish(self):
+        (OUT / f"finished-{os.getpid()}").touch()
+
+
+def init(**kwargs):
+    (OUT / f"init-{os.getpid()}").touch()
+    return Run()
+"""
+"""A wandb module that records, per process, what it was sent."""
+
+
+def _devis(args: list[str], processes: int, **environment: str) -> None:
     """``devis ARGS`` in fresh interpreters: one process, or ``processes`` under torchrun."""
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command = [sys.executable, *(launcher if processes > 1 else []), "-m", "devis_core.cli"]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # what torchrun gives each process
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **environment}  # as torchrun does
     done = subprocess.run(
         [*command, *args, "-q"], capture_output=True, text=True, env=environment, timeout=600
     )
@@ -116,6 +148,31 @@ def test_a_resumed_run_under_torchrun_scores_only_the_missing_records(evaluation
     assert again[: len(kept)] == kept  # reused as they were (their timings too)
     assert sorted((r["method"], r["index"]) for r in again[len(kept) :]) == sorted(dropped)
     _assert_same_outputs(runs["single"], parallel)
+
+
+def test_only_the_main_process_reports_and_it_reports_every_sample(tmp_path):
+    package = tmp_path / "fake" / "wandb"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_WANDB)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    evaluation = {**CONFIG["evaluation"], "save_videos": "none", "report_to": ["wandb"]}
+    path = tmp_path / "eval.yaml"
+    config = {**CONFIG, "evaluation": evaluation, "output": str(tmp_path / "run")}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    python_path = os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])
+    _devis(["eval", str(path)], 2, PYTHONPATH=python_path, FAKE_WANDB_OUT=str(calls))
+    files = sorted(p.name.split("-")[0] for p in calls.iterdir())
+    assert files == ["finished", "init", "log"]  # one process opened, used and closed wandb
+    (log,) = calls.glob("log-*.jsonl")
+    logged = read_records(log)
+    samples = sorted(
+        (key.split("/")[1], value) for entry in logged for key, value in entry.items()
+        if key.endswith("/index")
+    )  # fmt: skip
+    assert samples == sorted((m, i) for m in ("direct", "bta") for i in range(4))
+    (table,) = [entry["table"] for entry in logged if "table" in entry]
+    assert [row[0] for row in table["data"]] == ["direct", "bta"]
 
 
 def test_ablate_under_torchrun_writes_the_table_of_one_process(tmp_path):

@@ -54,7 +54,12 @@ class FakeVideo:
         self.data, self.kwargs = data, kwargs
 
 
-def _fake_wandb() -> types.ModuleType:
+class FakeTable:
+    def __init__(self, columns: list[str], data: list[list[Any]]) -> None:
+        self.columns, self.data = columns, data
+
+
+def fake_wandb() -> types.ModuleType:
     module = types.ModuleType("wandb")
     module.__spec__ = importlib.machinery.ModuleSpec("wandb", None)  # find_spec asks for it
     module.runs = []  # type: ignore[attr-defined]
@@ -68,6 +73,7 @@ def _fake_wandb() -> types.ModuleType:
 
     module.init = init  # type: ignore[attr-defined]
     module.Video = FakeVideo  # type: ignore[attr-defined]
+    module.Table = FakeTable  # type: ignore[attr-defined]
     return module
 
 
@@ -78,6 +84,8 @@ class FakeWriter:
         self.directory = directory
         self.scalars: dict[str, list[tuple[float, int]]] = {}
         self.videos: list[tuple[str, torch.Tensor, int]] = []
+        self.texts: list[tuple[str, str, int]] = []
+        self.hparams: list[tuple[dict, dict, str]] = []
         self.closed = False
         FakeWriter.instances.append(self)
 
@@ -86,6 +94,12 @@ class FakeWriter:
 
     def add_video(self, tag: str, video: torch.Tensor, step: int, fps: int) -> None:
         self.videos.append((tag, video, step))
+
+    def add_text(self, tag: str, text: str, step: int) -> None:
+        self.texts.append((tag, text, step))
+
+    def add_hparams(self, hparams: dict, metrics: dict, run_name: str) -> None:
+        self.hparams.append((hparams, metrics, run_name))
 
     def close(self) -> None:
         self.closed = True
@@ -115,7 +129,7 @@ def test_report_to_defaults_to_none_and_rejects_unknown_trackers(tmp_path, regis
 
 
 def test_a_tiny_run_reports_rewards_kl_and_learning_rate_to_wandb(tmp_path, registry, monkeypatch):
-    fake = _fake_wandb()
+    fake = fake_wandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_PROJECT", "devis-tests")
@@ -155,12 +169,18 @@ def test_a_tiny_run_reports_rewards_kl_and_learning_rate_to_wandb(tmp_path, regi
     assert clip.data.shape == (3, 3, 16, 24)  # (T, C, H, W) of the tiny config's videos
 
 
-def test_a_tiny_run_writes_scalars_and_a_video_to_tensorboard(tmp_path, registry, monkeypatch):
+def fake_tensorboard() -> types.ModuleType:
+    """A ``torch.utils.tensorboard`` whose SummaryWriter is :class:`FakeWriter` (its
+    instances cleared)."""
     fake = types.ModuleType("torch.utils.tensorboard")
     fake.__spec__ = importlib.machinery.ModuleSpec("torch.utils.tensorboard", None)
     fake.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     FakeWriter.instances.clear()
+    return fake
+
+
+def test_a_tiny_run_writes_scalars_and_a_video_to_tensorboard(tmp_path, registry, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake_tensorboard())
     data = training_data(
         str(tmp_path / "run"), training={**ONE_ROUND, "rounds": 2, "log_videos_every": 2}
     )
