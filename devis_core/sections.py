@@ -43,7 +43,7 @@ def report_to_field(what: str = RESULTS) -> Any:
     ``what`` says what the trackers get (default: an evaluation's results)."""
     return Field(
         default_factory=list,
-        description=f"Experiment trackers that also get {what} (TRL's name; default none). "
+        description=f"Experiment trackers (TRL's name; default none) that also get {what}. "
         "tensorboard: RUN/tensorboard/; wandb: project $WANDB_PROJECT (or devis), mode "
         "$WANDB_MODE. A tracker that is not installed stops the run at its start naming the "
         "extra: pip install 'devis[tensorboard]' / 'devis[wandb]'.",
