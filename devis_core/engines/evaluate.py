@@ -11,7 +11,11 @@ One engine serves ``devis eval`` (:func:`evaluate_pipeline`: the methods of the 
 - each (method, sample) is one record of a :class:`~devis_core.toolkit.results.RecordLog`,
   keyed by the method's resolved config (:func:`method_key`), flushed as soon as it is
   scored: a crash loses nothing finished, and running again (with more samples, or another
-  method) scores only what is missing.
+  method) scores only what is missing;
+- under ``torchrun`` the processes share the samples (:mod:`devis_core.distributed`) and the
+  main process keeps every record, so the table is the one a single process makes;
+- each new record, and the final table, go to the trackers of ``report_to``
+  (:mod:`~devis_core.engines.reporting`).
 
 :func:`summarise` turns records into rows: mean, sample standard deviation, count and 95%
 confidence interval of every metric over the samples whose value is finite, and the p-value of
@@ -160,7 +164,7 @@ def score_methods(
     loaded: dict[int, ViewSynthesisSample] = {}  # this index's sample, by dataset
     current = -1
 
-    def score(unit: tuple[int, str]) -> tuple[dict[str, Any], Any, float]:
+    def score(unit: tuple[int, str]) -> tuple[dict[str, Any], torch.Tensor | None, float]:
         nonlocal loaded, current
         index, name = unit
         pipeline = pipelines[name]

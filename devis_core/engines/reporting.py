@@ -19,7 +19,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from devis_core.engines.tables import all_columns, label_columns, markdown_table
+from devis_core.engines.tables import (
+    all_columns,
+    is_number,
+    json_safe,
+    label_columns,
+    markdown_table,
+)
 from devis_core.training.tracking import TrackedTable, Tracker, open_trackers
 from devis_core.types import SuiteResult
 
@@ -40,7 +46,7 @@ class Reporter:
         values = {
             name: float(value)
             for name, value in record.items()
-            if name not in NOT_SCORES and _number(value)
+            if name not in NOT_SCORES and is_number(value) and math.isfinite(value)
         }
         for tracker in self.trackers:
             tracker.log(f"{group}/{record['method']}", values, int(record["index"]))
@@ -51,7 +57,7 @@ class Reporter:
             return
         labels = label_columns(result)
         columns = labels + [c for c in all_columns(result) if c not in labels]
-        rows = [[_cell(row.get(column)) for column in columns] for row in result.rows]
+        rows = [[json_safe(row.get(column)) for column in columns] for row in result.rows]
         table = TrackedTable(columns, rows, len(labels), markdown_table(result))
         for tracker in self.trackers:
             tracker.table("table", table)
@@ -91,11 +97,3 @@ def reporting(
     finally:
         _ACTIVE.reset(token)
         reporter.close()
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _cell(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
