@@ -54,7 +54,11 @@ class TrajectoryCrafterBackbone:
         self.eta = config.eta
         dtype = _DTYPES[config.dtype or preset.dtype]
         transformer_path, base_path = config.transformer_path, config.base_path
-        if preset.shipped is not None and not config.random_init:
+        if (
+            preset.shipped is not None
+            and not config.random_init
+            and not (transformer_path and base_path)
+        ):
             shipped_transformer, shipped_base = shipped_paths(preset)
             transformer_path = transformer_path or shipped_transformer
             base_path = base_path or shipped_base
