@@ -191,7 +191,6 @@ class Pretraining:
 
     def train(self, pool: dict[str, torch.Tensor], caption: str, validation: list[Any]) -> None:
         settings = self.settings
-        shape = (1, *pool["target"].shape[1:])  # pixel space: the latents are the video
         bar = tqdm(total=settings["steps"], initial=self.step, desc="pre-training")
         while self.step < settings["steps"]:
             started = time.perf_counter()
@@ -205,9 +204,10 @@ class Pretraining:
             total = 0.0
             for index in scenes.tolist():
                 count = settings["timesteps_per_scene"]
+                cond = pool_conditions(pool, index, caption)
+                shape = self.backbone.latent_shape(cond)
                 timesteps = torch.randint(0, 1000, (count,), generator=generator)
                 noise = torch.randn((count, *shape[1:]), generator=generator)
-                cond = pool_conditions(pool, index, caption)
                 target = pool["target"][index].float()
                 loss = self.backbone.v_prediction_error(cond, target, timesteps, noise).mean()
                 (loss / len(scenes)).backward()
