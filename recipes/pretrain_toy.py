@@ -26,6 +26,8 @@ import math
 import multiprocessing
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from devis_core.plugins import load_registry
 from devis_core.toolkit.accumulation import one_step_conditions
 from devis_core.toolkit.files import atomic_directory, atomic_path
 from devis_core.toolkit.measures import psnr
+from devis_core.toolkit.results import append_record
 from devis_core.training.state_files import read_state, verify_manifest, write_manifest, write_state
 from devis_core.types import Conditions
 
@@ -220,19 +223,22 @@ class Pretraining:
             self.step += 1
             bar.update()
             bar.set_postfix(loss=f"{total:.4f}")
-            self._log(
+            append_record(
+                self.log_path,
                 {
                     "step": self.step,
                     "loss": total,
                     "grad_norm": float(norm),
                     "lr": learning_rate(self.step - 1, settings),
                     "seconds": time.perf_counter() - started,
-                }
+                },
             )
             if self.step % settings["checkpoint_every"] == 0 or self.step == settings["steps"]:
                 self.save()
             if self.step % settings["validate_every"] == 0 or self.step == settings["steps"]:
-                self._log({"step": self.step, "validation_psnr": self.validate(validation)})
+                append_record(
+                    self.log_path, {"step": self.step, "validation_psnr": self.validate(validation)}
+                )
         bar.close()
 
     def _update_average(self) -> None:
@@ -241,40 +247,41 @@ class Pretraining:
             for name, parameter in self.parameters.items():
                 self.average[name].lerp_(parameter.detach(), 1 - decay)
 
-    def _log(self, record: dict[str, Any]) -> None:
-        with self.log_path.open("a") as log:
-            log.write(json.dumps(record) + "\n")
-
     # evaluation and export
 
-    def averaged(self) -> dict[str, torch.Tensor]:
-        """Swap the weight average into the model; returns the trained weights to put back."""
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The weight average in the model, in eval mode; the trained weights back after."""
         trained = {name: p.detach().clone() for name, p in self.parameters.items()}
         with torch.no_grad():
             for name, parameter in self.parameters.items():
                 parameter.copy_(self.average[name])
-        return trained
+        self.transformer.eval()
+        try:
+            yield
+        finally:
+            self.transformer.train()
+            with torch.no_grad():
+                for name, parameter in self.parameters.items():
+                    parameter.copy_(trained[name])
 
     def validate(self, validation: list[Any]) -> float:
         """Mean PSNR of one-step generation (averaged weights) on the validation scenes."""
-        trained = self.averaged()
-        self.transformer.eval()
-        values = []
-        for number, (sample, cond) in enumerate(validation):
-            video = self.backbone.generate(cond, torch.Generator().manual_seed(number))
-            values.append(float(psnr(video, sample.target)))
-        self.transformer.train()
-        with torch.no_grad():
-            for name, parameter in self.parameters.items():
-                parameter.copy_(trained[name])
+        with self.averaged():
+            videos = [
+                self.backbone.generate(cond, torch.Generator().manual_seed(number))
+                for number, (_, cond) in enumerate(validation)
+            ]
+        values = [
+            float(psnr(video, sample.target))
+            for video, (sample, _) in zip(videos, validation, strict=True)
+        ]
         return sum(values) / len(values)
 
     def export(self) -> Path:
         """The averaged weights as a model directory (``model/transformer`` and ``model/base``)."""
-        self.averaged()
-        self.transformer.eval()
         directory = self.output / "model"
-        with atomic_directory(directory) as staging:
+        with self.averaged(), atomic_directory(directory) as staging:
             self.backbone.save_pretrained(staging)
             (staging / "recipe.json").write_text(
                 json.dumps({"config": self.config, "steps": self.step}, indent=1) + "\n"
@@ -314,7 +321,9 @@ def main() -> None:
     if run.step == 0:
         reference = run.registry.build("backbone", {"kind": "inpaint"})
         baseline = [float(psnr(reference.generate(c), s.target)) for s, c in validation]
-        run._log({"step": 0, "inpaint_validation_psnr": sum(baseline) / len(baseline)})
+        append_record(
+            run.log_path, {"step": 0, "inpaint_validation_psnr": sum(baseline) / len(baseline)}
+        )
     run.train(pool, caption, validation)
     directory = run.export()
     print(f"wrote {directory}", flush=True)
