@@ -160,6 +160,13 @@ class TrainingSection(BaseModel):
         description="Send one generated video of every N-th round (rounds 0, N, 2N, ...) to "
         "the trackers of report_to; 0: never.",
     )
+    save_total_limit: int | None = Field(
+        2,
+        ge=2,
+        description="Checkpoints kept (checkpoints/round-NNNNN, one per round): the newest and "
+        "the ones before it, at least 2 so that a damaged latest resumes from the previous; "
+        "null keeps every round's (e.g. to score each round's LoRA for a learning curve).",
+    )
     warm_start: WarmStartSection = Field(
         default_factory=WarmStartSection, description="Supervised warm start before RL."
     )

@@ -101,13 +101,8 @@ def train_methods(
     trained: dict[str, TrainedMethod] = {}
     device = distributed.local_device(resolve_device(str(base.get("device", "auto"))), world)
     with distributed.process_group(world, device):  # kept between the trainings
-        for method, changes in methods.items():
+        for method, data in method_configs(base, methods, directory).items():
             run = directory / slug(method)
-            data = method_config(base, changes, run)
-            if method != first:
-                data = apply_overrides(
-                    data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
-                )
             config = validate_config(data, registry, source=f"training of {method!r}")
             key = config_key({"config": data, "held_out": asdict(held_out)})
             log = _held_out_log(run, key, world)
@@ -190,6 +185,25 @@ def method_config(base: dict[str, Any], changes: Sequence[str], output: Path) ->
         budget = {k: v for k, v in (base.get("algorithm") or {}).items() if k in SAMPLE_BUDGET}
         data["algorithm"] = {**budget, **data["algorithm"]}
     return data
+
+
+def method_configs(
+    base: dict[str, Any], methods: Mapping[str, Sequence[str]], directory: Path
+) -> dict[str, dict[str, Any]]:
+    """The training config of each method of :func:`train_methods`, in order: each writes to
+    ``directory/<slug>``; every method after the first starts from the first's warm-started
+    LoRA, with no warm start of its own."""
+    first = next(iter(methods))
+    warm = directory / slug(first) / WARM_START_LORA
+    configs = {}
+    for method, changes in methods.items():
+        data = method_config(base, changes, directory / slug(method))
+        if method != first:
+            data = apply_overrides(
+                data, [f"backbone.lora.path={warm}", "training.warm_start.steps=0"]
+            )
+        configs[method] = data
+    return configs
 
 
 def training_times(run: Path) -> dict[str, float]:

@@ -10,9 +10,10 @@
 
 A checkpoint is written into a staging directory, fsync'ed and renamed into place, then
 ``checkpoints/latest`` (the name of the newest complete one) is replaced the same way
-(:mod:`devis_core.toolkit.files`). The previous checkpoint is kept and older ones removed: when
-the latest is truncated or corrupt, :func:`resume_checkpoint` warns and resumes from the
-previous one. A ``state.pt`` (the pickled layout of earlier versions) is refused, never loaded.
+(:mod:`devis_core.toolkit.files`). The previous checkpoint is kept and older ones removed
+(``training.save_total_limit`` keeps more, or all): when the latest is truncated or
+corrupt, :func:`resume_checkpoint` warns and resumes from the previous one.
+A ``state.pt`` (the pickled layout of earlier versions) is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ WARM_START_LORA = "warm_start.safetensors"
 PICKLED_STATE = "state.pt"
 """The state file of earlier versions (a pickle): refused on resume."""
 KEPT = 2
-"""Checkpoints kept: the latest and the one before it."""
+"""Checkpoints kept by default: the latest and the one before it."""
 _NAME = re.compile(r"round-(\d+)")
 
 
@@ -97,9 +98,11 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     next_round: int,
     round_seed: int,
+    keep: int | None = KEPT,
 ) -> Path:
     """Write a new checkpoint directory with its manifest, switch ``latest`` to it (atomic
-    renames), and remove all but it and the one before it; return its path."""
+    renames), and remove all but it and the ``keep - 1`` before it (``None``: remove none);
+    return its path."""
     root = directory / CHECKPOINTS
     target = checkpoint_path(directory, next_round)
     with atomic_directory(target) as staging:
@@ -118,16 +121,17 @@ def save_checkpoint(
         write_state(staging, state)
         write_manifest(staging)
     atomic_write_text(root / LATEST, target.name)
-    _prune(directory, target)
+    if keep is not None:
+        _prune(directory, target, keep)
     return target
 
 
-def _prune(directory: Path, latest: Path) -> None:
-    """Keep ``latest`` and the newest checkpoint before it; remove the others."""
+def _prune(directory: Path, latest: Path, keep: int) -> None:
+    """Keep ``latest`` and the ``keep - 1`` newest checkpoints before it; remove the others."""
     earlier = [path for path in checkpoints(directory) if _round_of(path) < _round_of(latest)]
-    keep = {latest.name, *(path.name for path in earlier[-(KEPT - 1) :])}
+    kept = {latest.name, *(path.name for path in earlier[len(earlier) - (keep - 1) :])}
     for path in checkpoints(directory):
-        if path.name not in keep:
+        if path.name not in kept:
             shutil.rmtree(path, ignore_errors=True)
 
 

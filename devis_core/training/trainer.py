@@ -253,6 +253,7 @@ class Trainer:
                 scheduler=self.updater.scheduler,
                 next_round=next_round,
                 round_seed=round_seed(self.config.seed, next_round),
+                keep=self.config.training.save_total_limit,
             )
         self.last_good = checkpoint_path(self.directory, next_round)
 

@@ -62,6 +62,28 @@ def _rounds(run: Path) -> list[int]:
     return [r["round"] for r in map(json.loads, lines) if r["event"] == "round"]
 
 
+@pytest.mark.parametrize(("limit", "kept"), [(3, [2, 3, 4]), (None, [1, 2, 3, 4])])
+def test_save_total_limit_keeps_more_checkpoints(tmp_path, registry, limit, kept):
+    training = {**ROUNDS, "rounds": 4, "save_total_limit": limit}
+    data = training_data(str(tmp_path / "run"), training=training)
+    run = train_pipeline(validate_config(data, registry), registry, progress=False)
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["latest", *(f"round-{r:05d}" for r in kept)]
+    loras = [
+        load_file(str(run / "checkpoints" / f"round-{r:05d}" / "lora.safetensors")) for r in kept
+    ]
+    for earlier, later in zip(loras, loras[1:], strict=False):
+        assert any(not torch.equal(earlier[k], later[k]) for k in earlier)  # a round apart
+
+
+def test_save_total_limit_below_two_is_refused(registry):
+    data = training_data("unused", training={**ROUNDS, "save_total_limit": 1})
+    with pytest.raises(
+        UsageError, match="save_total_limit: Input should be greater than or equal to 2"
+    ):
+        validate_config(data, registry)
+
+
 def test_the_last_two_checkpoints_are_kept_each_with_a_manifest(trained):
     run, _ = trained
     root = run / "checkpoints"
