@@ -8,6 +8,7 @@ expects never prints a Python traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,23 @@ overwrite_option = click.option(
     is_flag=True,
     help="Clear the output directory first when it holds files that are not a run this "
     "command resumes (docs/cli.md, 'Run directories').",
+)
+
+
+def _silence_library_bars(context: click.Context, parameter: click.Parameter, quiet: bool) -> bool:
+    """With --quiet, the model libraries' bars go too (transformers' "Loading weights", hub
+    downloads): huggingface_hub, transformers and diffusers read this variable."""
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    return quiet
+
+
+quiet_option = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    callback=_silence_library_bars,
+    help="No progress bars (the model libraries' loading bars included).",
 )
 
 
@@ -174,7 +192,7 @@ def validate(config: Path, overrides: tuple[str, ...], commands: tuple[str, ...]
 @config_argument
 @override_option
 @overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def run(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Synthesise the target-view video of a pipeline (ADEVIS) into its run directory."""
     from devis_core.engines.run import run_pipeline
@@ -193,7 +211,7 @@ def run(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) 
     help="Continue the run in this directory from its last checkpoint.",
 )
 @overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def train(
     config: Path, overrides: tuple[str, ...], resume: Path | None, overwrite: bool, quiet: bool
 ) -> None:
@@ -211,7 +229,7 @@ def train(
 @config_argument
 @override_option
 @overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def evaluate(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Score a backbone and accumulator over a dataset with the configured metrics.
 
@@ -237,7 +255,7 @@ def evaluate(config: Path, overrides: tuple[str, ...], overwrite: bool, quiet: b
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda[:N], npu[:N], auto.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def ablate(
     suite: str,
     overrides: tuple[str, ...],
