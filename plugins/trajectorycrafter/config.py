@@ -67,7 +67,7 @@ class TrajectoryCrafterConfig(BaseModel):
     )
     negative_prompt: str = Field(NEGATIVE_PROMPT, description="The unconditional branch's text.")
     steps: int | None = Field(
-        None, ge=2, description="DDIM steps (preset: 50 full, 10 toy, 20 tiny)."
+        None, ge=2, description="DDIM steps (preset: 50 full, 2 toy, 20 tiny)."
     )
     guidance_scale: float | None = Field(
         None,
