@@ -6,8 +6,8 @@
   from one warm start and scored on held-out scenes.
 
 :mod:`.assets` holds what they share: the toy/paper scale switch, the toy and paper-scale
-component entries, the paper's metrics and the packaged tiny training config
-(``presets/grpo-tiny.yaml``). It names built-in kinds, which is why it lives in a plugin and not
+component entries, the paper's metrics and the packaged toy training config
+(``presets/grpo-toy.yaml``). It names built-in kinds, which is why it lives in a plugin and not
 in the core.
 """
 

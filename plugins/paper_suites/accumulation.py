@@ -8,12 +8,13 @@ with the generator calls and seconds per sample.
 
 With ``lora`` set, every strategy runs twice with the same backbone, without and with that
 LoRA (the paper's "w/o LoRA" and "w LoRA" halves: the model before and after the small-view
-fine-tune); the backbone is then ``lora_backbone`` (by default the tiny TrajectoryCrafter of
+fine-tune); the backbone is then ``lora_backbone`` (by default the toy TrajectoryCrafter of
 the packaged training config, whose LoRA ``devis train`` of that config writes).
 
-At the default (toy) scale it uses the weight-free ``inpaint`` generator: the ranking it
-prints is that of a classical inpainter fed each strategy's conditions, not of a diffusion
-model; docs/adevis.md reports what it shows. At ``scale: paper`` it runs the paper's setting:
+At the default (toy) scale it uses the toy TrajectoryCrafter, pre-trained on the synthetic
+world's small orbits and shipped with the package (``-o 'backbone={kind: inpaint}'`` ranks
+the strategies with a classical inpainter instead); docs/adevis.md reports what it shows.
+At ``scale: paper`` it runs the paper's setting:
 100 Kubric-4D trajectories, the full TrajectoryCrafter without and with the Kubric-4D LoRA,
 DepthCrafter depth and LPIPS, on an accelerator, and refuses to start without them; with
 ``paper.models=tiny`` (a dry run) the tiny models stand in for the checkpoints on a CPU, and
@@ -97,7 +98,7 @@ class AccumulationSuiteConfig(BaseModel):
     lora_backbone: dict[str, Any] | None = Field(
         None,
         description="Backbone of both halves when `lora` is set, with the LoRA settings the "
-        "checkpoint was trained with; default: the packaged training config's tiny "
+        "checkpoint was trained with; default: the packaged training config's toy "
         "TrajectoryCrafter (at paper scale the full one, the tiny one in a dry run, rank 64).",
     )
     paper: PaperAssets = Field(

@@ -8,7 +8,7 @@
   stand in for every checkpoint (a dry run of the paper-scale path on a CPU);
 - :class:`MetricWeights` and :func:`metric_entries`: the paper's metrics, the weight-free ones
   always and the network ones when their weights are configured (else reported as skipped);
-- :func:`toy_training_config`: the tiny training config shipped inside this package, because
+- :func:`toy_training_config`: the toy training config shipped inside this package, because
   the repository's ``configs/`` folder is not installed by ``pip install``.
 
 The entries name components by their registered names only: the suites import no other plugin.
@@ -68,16 +68,18 @@ DRY_RUN_DEPTH: dict[str, Any] = {
 
 TOY_DATASET: dict[str, Any] = {
     "kind": "synthetic",
-    "frames": 16,
-    "height": 96,
-    "width": 160,
+    "frames": 8,
+    "height": 32,
+    "width": 48,
     "azimuth_range": [60.0, 90.0],
     "elevation_range": [0.0, 20.0],
 }
-"""The toy scenes of the evaluation suites: extreme orbits of 60 to 90 degrees."""
+"""The toy scenes of the evaluation suites: extreme orbits of 60 to 90 degrees, at the toy
+generator's size."""
 
-TOY_BACKBONE: dict[str, Any] = {"kind": "inpaint"}
-"""The toy generator of the evaluation suites (weight-free; a LoRA switches to the tiny model)."""
+TOY_BACKBONE: dict[str, Any] = {"kind": "trajectorycrafter", "preset": "toy"}
+"""The toy generator of the suites: TrajectoryCrafter pre-trained on the synthetic world's small
+orbits (shipped weights; ``-o backbone={kind: inpaint}`` is the weight-free choice)."""
 
 TOY_DEPTH: dict[str, Any] = {"kind": "carried"}
 """Depth of the toy suites: exact for the source, carried along for generated views."""
@@ -114,13 +116,13 @@ def with_defaults(entry: dict[str, Any], default: dict[str, Any]) -> dict[str, A
 
 
 def toy_training_config() -> dict[str, Any]:
-    """The packaged copy of ``configs/grpo-tiny.yaml`` (warm start, then DEVIS-GRPO, tiny)."""
-    preset = resources.files("devis_plugins.paper_suites").joinpath("presets/grpo-tiny.yaml")
+    """The packaged copy of ``configs/grpo-toy.yaml`` (DEVIS-GRPO of the pre-trained toy model)."""
+    preset = resources.files("devis_plugins.paper_suites").joinpath("presets/grpo-toy.yaml")
     return parse_yaml(preset.read_text(), source=str(preset))
 
 
 def training_config(path: Path | None) -> dict[str, Any]:
-    """The training config at ``path``, or the packaged tiny one when none is given."""
+    """The training config at ``path``, or the packaged toy one when none is given."""
     return toy_training_config() if path is None else read_yaml(path)
 
 

@@ -7,8 +7,9 @@ motion, completed once), ADEVIS with bullet-time accumulation, and, when a train
 configured, DEVIS-GRPO: one-step generation with that LoRA. With a LoRA, all three run on
 ``lora_backbone`` (the first two without the LoRA), so the rows differ by method only.
 
-At toy scale (the default) the dataset is the synthetic world, the generator the weight-free
-``inpaint`` (or the tiny TrajectoryCrafter with a LoRA) and depth is carried from the
+At toy scale (the default) the dataset is the synthetic world (8 frames of 32x48), the
+generator the toy TrajectoryCrafter pre-trained on small orbits (shipped with the package;
+``-o 'backbone={kind: inpaint}'`` is the weight-free choice) and depth is carried from the
 renderer; metrics whose weights are not configured are reported as not measured. At paper
 scale: Kubric-4D (100 trajectories), iPhone (its extreme-view pairs) and DL3DV (DepthSplat
 depth), the full TrajectoryCrafter and DepthCrafter, every metric's weights and the LoRA, on
@@ -18,7 +19,7 @@ are used when given. Finished (dataset, method) rows are kept in ``rows/`` of th
 folder and reused when the suite runs again there.
 
     devis ablate main
-    devis ablate main -o lora=runs/grpo-tiny/lora.safetensors
+    devis ablate main -o lora=runs/grpo-toy/lora.safetensors
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class MainSuiteConfig(BaseModel):
     lora_backbone: dict[str, Any] | None = Field(
         None,
         description="Backbone of every row when `lora` is set, with the LoRA settings the "
-        "checkpoint was trained with; default: the packaged training config's tiny "
+        "checkpoint was trained with; default: the packaged training config's toy "
         "TrajectoryCrafter (at paper scale the full one, the tiny one in a dry run, rank 64).",
     )
     datasets: list[DatasetName] = Field(

@@ -14,8 +14,9 @@ deviation with several seeds) of the config's composite reward and the consisten
 - ``paradigms``: SFT on all samples, on the best of each group, reward-weighted SFT,
   Diffusion-DPO on best against worst, and DEVIS-GRPO.
 
-At toy scale (the default) the training config is the packaged tiny one (the tiny
-TrajectoryCrafter on synthetic scenes, CPU), changed by ``train_overrides`` (e.g.
+At toy scale (the default) the training config is the packaged toy one
+(``configs/grpo-toy.yaml``: the pre-trained toy TrajectoryCrafter on synthetic scenes, CPU),
+changed by ``train_overrides`` (e.g.
 ``-o 'train_overrides=[training.rounds=2]'``), and the held-out scenes are synthetic scenes
 of another seed. At paper scale the training config must be given (the full model's), the
 paper's schedule is applied (50 rounds of 32 groups x 16 samples, 10 epochs; then
@@ -72,7 +73,7 @@ class TrainingSuiteConfig(BaseModel):
     training_config: Path | None = Field(
         None,
         description="Training config (warm start + DEVIS-GRPO); default at toy scale: the "
-        "packaged tiny config (configs/grpo-tiny.yaml). Required at paper scale (with the "
+        "packaged toy config (configs/grpo-toy.yaml). Required at paper scale (with the "
         "tiny backbone preset in a dry run, paper.models=tiny).",
     )
     train_overrides: list[str] = Field(

@@ -35,7 +35,7 @@ SMALL = ["dataset.frames=6", "dataset.height=32", "dataset.width=48", "samples=1
 TINY_TRAINING = [
     "held_out=1",
     "train_overrides=[training.rounds=1, training.groups_per_round=1, "
-    "algorithm.num_generations=2, training.warm_start.steps=1, "
+    "algorithm.num_generations=2, "
     "training.per_device_train_batch_size=2]",
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -314,18 +314,20 @@ def test_paper_scale_lists_only_what_is_missing_and_exits_2(tmp_path, capsys):
 
 
 def test_the_toy_training_config_ships_inside_the_package(registry):
-    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-tiny.yaml")
+    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-toy.yaml")
     assert packaged.is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "presets/*.yaml" in package_data["package-data"][PAPER_SUITES]
     config = validate_config(toy_training_config(), registry)
-    assert config.algorithm.kind == "grpo" and config.training.warm_start.steps > 0
-    assert config.backbone.kind == "trajectorycrafter" and config.backbone.lora is not None
+    # the paper's claim: from the small-view model, no large-view pairs and no warm start
+    assert config.algorithm.kind == "grpo" and config.training.warm_start.steps == 0
+    assert config.backbone.kind == "trajectorycrafter" and config.backbone.preset == "toy"
+    assert config.backbone.lora is not None and config.backbone.transformer_path is None
 
 
 def test_the_packaged_training_config_is_the_repository_demo():
-    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-tiny.yaml").read_text()
-    assert packaged == (ROOT / "configs" / "grpo-tiny.yaml").read_text(), (
-        "configs/grpo-tiny.yaml and plugins/paper_suites/presets/grpo-tiny.yaml must stay "
+    packaged = resources.files(PAPER_SUITES).joinpath("presets/grpo-toy.yaml").read_text()
+    assert packaged == (ROOT / "configs" / "grpo-toy.yaml").read_text(), (
+        "configs/grpo-toy.yaml and plugins/paper_suites/presets/grpo-toy.yaml must stay "
         "identical: copy one onto the other"
     )

@@ -198,7 +198,7 @@ def test_a_training_suite_under_torchrun_trains_and_scores_with_both_processes(t
     one process training both groups in one micro-batch (as tests/training/test_distributed.py
     checks of the trainer), so the held-out scores agree to the trainer's tolerance."""
     budget = "training.rounds=1, training.groups_per_round=2, algorithm.num_generations=2, "
-    budget += "training.warm_start.steps=1, training.per_device_train_batch_size="
+    budget += "training.per_device_train_batch_size="
     for processes, name in ((1, "single"), (2, "parallel")):
         per_device = 4 // processes  # the same micro-batch: both groups' four videos
         options = ["-o", "held_out=2", "-o", f"train_overrides=[{budget}{per_device}]"]

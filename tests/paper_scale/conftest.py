@@ -24,7 +24,7 @@ from devis_core.engines.ablate import run_suite
 from devis_core.plugins import load_registry
 from devis_core.registry import Registry
 from devis_core.types import SuiteResult
-from devis_plugins.paper_suites.assets import PaperAssets, toy_training_config
+from devis_plugins.paper_suites.assets import PaperAssets
 from tests.fixtures.real_formats import (
     write_depthsplat_exports,
     write_dl3dv,
@@ -146,12 +146,13 @@ def paper_data(tmp_path_factory: pytest.TempPathFactory) -> PaperData:
 
 @pytest.fixture(scope="session")
 def training_config(paper_data: PaperData, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged tiny training config moved onto Kubric-4D: its warm start on small-view
-    pairs (adjacent views, 22.5 degrees apart), DEVIS-GRPO on large ones with K of 2 or 3 (so
-    that every sample accumulates), the dry run's TrajectoryCrafter settings with the tiny
-    config's LoRA. Depth stays ``carried`` (Kubric-4D's own, carried through the steps): the
-    evaluation suites run DepthCrafter already, and here it would cost most of the time."""
-    config = toy_training_config()
+    """The tiny demo config (``configs/grpo-tiny.yaml``) moved onto Kubric-4D: its warm start
+    on small-view pairs (adjacent views, 22.5 degrees apart), DEVIS-GRPO on large ones with K
+    of 2 or 3 (so that every sample accumulates), the dry run's TrajectoryCrafter settings with
+    the tiny config's LoRA. Depth stays ``carried`` (Kubric-4D's own, carried through the
+    steps): the evaluation suites run DepthCrafter already, and here it would cost most of the
+    time."""
+    config = read_yaml(Path(__file__).resolve().parents[2] / "configs" / "grpo-tiny.yaml")
     kubric = {"kind": "kubric4d", "root": str(paper_data.kubric4d)}
     config["dataset"] = {**kubric, **NARROW_KUBRIC}
     config["training"]["warm_start"]["dataset"] = {
