@@ -38,6 +38,7 @@ from devis_core.engines.paradigms import (
     HeldOut,
     method_configs,
     score_held_out,
+    starting_lora,
     train_methods,
 )
 from devis_core.engines.tables import slug
@@ -45,7 +46,7 @@ from devis_core.plugins import load_registry
 from devis_core.registry import Registry
 from devis_core.toolkit.files import atomic_path, atomic_write_text
 from devis_core.toolkit.results import RecordLog
-from devis_core.training.checkpoints import FINAL_LORA, WARM_START_LORA, checkpoints
+from devis_core.training.checkpoints import FINAL_LORA, checkpoints, round_of
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "grpo-toy.yaml"
 METHODS: dict[str, list[str]] = {
@@ -100,7 +101,7 @@ def main() -> None:
             result = {**mean_scores(found.records), **found.times}
             rows.setdefault(method, []).append(result)
             print(json.dumps({"seed": seed, "method": method, **result}), flush=True)
-        start = directory / slug(next(iter(chosen))) / WARM_START_LORA
+        start = starting_lora(directory, chosen)
         for method, data in method_configs(base, chosen, directory).items():
             curve = learning_curve(data, directory / slug(method), start, registry, held_out)
             curves.setdefault(method, []).append(curve)
@@ -122,7 +123,7 @@ def learning_curve(
     """Held-out scores after each round of ``run`` (its checkpoints' LoRAs), from the LoRA
     ``start`` it began with (round 0); records kept in ``run/curve.jsonl``."""
     log = RecordLog(run / CURVE_RECORDS)
-    loras = {0: start} | {int(c.name.split("-")[1]): c / FINAL_LORA for c in checkpoints(run)}
+    loras = {0: start} | {round_of(c): c / FINAL_LORA for c in checkpoints(run)}
     curve = []
     for rounds, lora in sorted(loras.items()):
         records = score_held_out(data, lora, registry, held_out, log=log, method=f"round {rounds}")

@@ -97,7 +97,7 @@ def train_methods(
     """
     world = distributed.world_from_environment()
     first = next(iter(methods))
-    warm = directory / slug(first) / WARM_START_LORA
+    warm = starting_lora(directory, methods)
     trained: dict[str, TrainedMethod] = {}
     device = distributed.local_device(resolve_device(str(base.get("device", "auto"))), world)
     with distributed.process_group(world, device):  # kept between the trainings
@@ -194,7 +194,7 @@ def method_configs(
     ``directory/<slug>``; every method after the first starts from the first's warm-started
     LoRA, with no warm start of its own."""
     first = next(iter(methods))
-    warm = directory / slug(first) / WARM_START_LORA
+    warm = starting_lora(directory, methods)
     configs = {}
     for method, changes in methods.items():
         data = method_config(base, changes, directory / slug(method))
@@ -204,6 +204,12 @@ def method_configs(
             )
         configs[method] = data
     return configs
+
+
+def starting_lora(directory: Path, methods: Mapping[str, Sequence[str]]) -> Path:
+    """The LoRA every method of :func:`train_methods` starts from: the first method's warm
+    start (its starting adapter when the config has no warm start)."""
+    return directory / slug(next(iter(methods))) / WARM_START_LORA
 
 
 def training_times(run: Path) -> dict[str, float]:

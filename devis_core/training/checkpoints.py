@@ -82,10 +82,12 @@ def checkpoints(directory: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [path for path in root.iterdir() if path.is_dir() and _NAME.fullmatch(path.name)]
-    return sorted(found, key=_round_of)
+    return sorted(found, key=round_of)
 
 
-def _round_of(path: Path) -> int:
+def round_of(path: Path) -> int:
+    """The next round to train of checkpoint ``path`` (its ``round-NNNNN`` name); -1 for
+    another name."""
     match = _NAME.fullmatch(path.name)
     return int(match.group(1)) if match else -1
 
@@ -128,7 +130,7 @@ def save_checkpoint(
 
 def _prune(directory: Path, latest: Path, keep: int) -> None:
     """Keep ``latest`` and the ``keep - 1`` newest checkpoints before it; remove the others."""
-    earlier = [path for path in checkpoints(directory) if _round_of(path) < _round_of(latest)]
+    earlier = [path for path in checkpoints(directory) if round_of(path) < round_of(latest)]
     kept = {latest.name, *(path.name for path in earlier[len(earlier) - (keep - 1) :])}
     for path in checkpoints(directory):
         if path.name not in kept:
@@ -208,7 +210,7 @@ def resume_checkpoint(
         latest = found[-1] if found else None
     if latest is None:
         raise UsageError(f"--resume {directory}: no checkpoint there to resume")
-    earlier = [path for path in found if _round_of(path) < _round_of(latest)]
+    earlier = [path for path in found if round_of(path) < round_of(latest)]
     previous = earlier[-1] if earlier else None
     try:
         verify_checkpoint(latest)
